@@ -1,0 +1,62 @@
+//! One error type for the engine. Every message names the thing that was wrong
+//! (a file, a tensor and both shapes, a hook name, an index and its valid range).
+
+use std::path::PathBuf;
+
+/// Errors raised while loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("config: {0}")]
+    Config(String),
+    #[error("unknown architecture `{0}` (supported: gpt2, gpt_neox, llama, mistral, qwen2, gemma3)")]
+    UnknownArchitecture(String),
+    #[error("tensor `{name}`: the config implies shape {expected:?} but the weights hold {found:?}")]
+    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error("tensor `{0}` is missing from the weights")]
+    MissingTensor(String),
+    #[error("unknown hook point `{name}`{hint}")]
+    UnknownHook { name: String, hint: String },
+    #[error("{what} {index} is out of range: there are {count} {what}s (valid: 0..{count})")]
+    OutOfRange { what: &'static str, index: usize, count: usize },
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    #[error("the prompt is {len} tokens long but the model's context window is {max} tokens")]
+    PromptTooLong { len: usize, max: usize },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("hub: {0}")]
+    Hub(String),
+    #[error("intervention at `{hook}`: {message}")]
+    Intervention { hook: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
+        Error::File { path: path.into(), message: message.to_string() }
+    }
+    pub(crate) fn config(message: impl std::fmt::Display) -> Self {
+        Error::Config(message.to_string())
+    }
+    pub(crate) fn invalid(message: impl std::fmt::Display) -> Self {
+        Error::Invalid(message.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Fails with [`Error::OutOfRange`] when `index >= count`.
+pub fn check_index(what: &'static str, index: usize, count: usize) -> Result<()> {
+    if index < count {
+        Ok(())
+    } else {
+        Err(Error::OutOfRange { what, index, count })
+    }
+}

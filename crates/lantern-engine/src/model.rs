@@ -1,0 +1,433 @@
+//! The whole transformer in one file, every architecture switched by [`ModelConfig`].
+//!
+//! References: GPT-2 (Radford et al. 2019), GPT-NeoX (Black et al. 2022), Llama (Touvron et al.
+//! 2023), Gemma 3 (Gemma Team 2025); numerics follow Hugging Face transformers' implementations,
+//! checked against their dumped activations in `tests/parity.rs`.
+//!
+//! Shapes: B batch, T new positions, K key positions (cache + new), H query heads, G key/value
+//! heads, D d_head, M d_model.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Tensor, D};
+
+use crate::batch::Batch;
+use crate::config::{Activation, ModelConfig, Rope};
+use crate::error::{Error, Result};
+use crate::hooks::{HookKind, HookPoint};
+use crate::intervention::{HookContext, Hooks};
+use crate::weights::{BlockWeights, Weights};
+
+/// A loaded model: config, canonical weights, device and dtype.
+pub struct Model {
+    cfg: ModelConfig,
+    w: Weights,
+    device: Device,
+    dtype: DType,
+    /// `[rotary_dim / 2]` f32, global and (Gemma 3) local rotary frequencies.
+    inv_freq: Option<Tensor>,
+    inv_freq_local: Option<Tensor>,
+}
+
+/// Which positions get logits. The unembedding is the costliest single matmul of a small model,
+/// so sweeps ask only for the last position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Logits {
+    #[default]
+    All,
+    Last,
+    /// No unembedding at all (only the final residual is returned).
+    None,
+}
+
+/// What a forward pass returns.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// `[B, T, vocab]`, or `[B, 1, vocab]` with [`Logits::Last`].
+    pub logits: Option<Tensor>,
+    /// The residual stream after the last block, before the final norm: `[B, T, M]`.
+    pub resid_final: Tensor,
+}
+
+impl Output {
+    /// Logits at the last position, `[B, vocab]`, in f32.
+    pub fn last_logits(&self) -> Result<Tensor> {
+        let logits = self.logits.as_ref().ok_or_else(|| Error::invalid("this run computed no logits"))?;
+        let t = logits.dim(1)?;
+        Ok(logits.narrow(1, t - 1, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
+    }
+}
+
+/// Keys and values of past positions, for incremental decoding.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    /// Per layer: `([B, G, K, D], [B, G, K, D])`, keys after rotary.
+    layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Left padding of each row (its first real position).
+    pad_left: Vec<usize>,
+    /// Positions held.
+    len: usize,
+}
+
+impl KvCache {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Per-forward position data shared by every layer.
+struct SeqCtx {
+    /// Rotary angles' positions, `[B, T, 1]` f32.
+    positions: Tensor,
+    /// Learned-position indices, `[B * T]` u32.
+    pos_ids: Tensor,
+    /// Additive masks `[B, 1, T, K]` (f32, 0 or -inf) by sliding window.
+    masks: HashMap<Option<usize>, Tensor>,
+    pos_offset: usize,
+}
+
+impl Model {
+    pub fn new(cfg: ModelConfig, w: Weights, device: Device, dtype: DType) -> Result<Self> {
+        cfg.validate()?;
+        let freq = |rope: &Option<Rope>| -> Result<Option<Tensor>> {
+            rope.as_ref()
+                .map(|r| {
+                    let f: Vec<f32> = r.inv_freq().into_iter().map(|v| v as f32).collect();
+                    Tensor::from_vec(f, r.rotary_dim / 2, &device).map_err(Error::from)
+                })
+                .transpose()
+        };
+        let inv_freq = freq(&cfg.rope)?;
+        let inv_freq_local = freq(&cfg.rope_local)?;
+        Ok(Model { cfg, w, device, dtype, inv_freq, inv_freq_local })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+    pub fn weights(&self) -> &Weights {
+        &self.w
+    }
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Full forward pass over a batch, with logits at every position.
+    pub fn run(&self, batch: &Batch, hooks: &mut Hooks) -> Result<Output> {
+        self.run_with(batch, hooks, Logits::All)
+    }
+
+    /// Full forward pass with a choice of logits.
+    pub fn run_with(&self, batch: &Batch, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+        hooks.check(&self.cfg)?;
+        let ctx = self.seq_ctx(&batch.pad_left, 0, batch.seq_len())?;
+        let resid = self.embed(&batch.ids_tensor(&self.device)?, &ctx, hooks)?;
+        self.blocks_from(0, resid, &ctx, None, hooks, logits)
+    }
+
+    /// Resumes a forward pass at block `layer` from its residual stream `resid_pre: [B, T, M]`
+    /// (hooks at `blocks.{layer}.hook_resid_pre` still apply). Patching sweeps use this to skip the
+    /// blocks below a patch.
+    pub fn run_from(&self, layer: usize, resid_pre: &Tensor, batch: &Batch, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+        hooks.check(&self.cfg)?;
+        crate::error::check_index("layer", layer, self.cfg.n_layers)?;
+        let expected = [batch.len(), batch.seq_len(), self.cfg.d_model];
+        if resid_pre.dims() != expected {
+            return Err(Error::ShapeMismatch { name: format!("resid_pre for layer {layer}"), expected: expected.to_vec(), found: resid_pre.dims().to_vec() });
+        }
+        let ctx = self.seq_ctx(&batch.pad_left, 0, batch.seq_len())?;
+        self.blocks_from(layer, resid_pre.to_dtype(self.dtype)?, &ctx, None, hooks, logits)
+    }
+
+    /// An empty KV cache for a batch.
+    pub fn new_kv_cache(&self, pad_left: &[usize]) -> KvCache {
+        KvCache { layers: vec![None; self.cfg.n_layers], pad_left: pad_left.to_vec(), len: 0 }
+    }
+
+    /// Runs new tokens `ids: [B, T]` after the positions held in `cache`, appending their keys and
+    /// values. Interventions see absolute positions (`HookContext::pos_offset`).
+    pub fn run_cached(&self, ids: &Tensor, cache: &mut KvCache, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+        hooks.check(&self.cfg)?;
+        let (b, t) = ids.dims2()?;
+        if b != cache.pad_left.len() {
+            return Err(Error::invalid(format!("{b} rows of tokens for a cache of {} rows", cache.pad_left.len())));
+        }
+        let ctx = self.seq_ctx(&cache.pad_left, cache.len, t)?;
+        let resid = self.embed(ids, &ctx, hooks)?;
+        let out = self.blocks_from(0, resid, &ctx, Some(cache), hooks, logits)?;
+        cache.len += t;
+        Ok(out)
+    }
+
+    fn hook(&self, hooks: &mut Hooks, point: HookPoint, x: Tensor, pos_offset: usize) -> Result<Tensor> {
+        if !hooks.is_active(point) {
+            return Ok(x);
+        }
+        hooks.run(x, || HookContext { point, pos_offset, value_bias: None })
+    }
+
+    fn seq_ctx(&self, pad_left: &[usize], past: usize, t: usize) -> Result<SeqCtx> {
+        let b = pad_left.len();
+        let k = past + t;
+        let mut positions = Vec::with_capacity(b * t);
+        for &pad in pad_left {
+            let real = k.saturating_sub(pad);
+            if real > self.cfg.max_positions {
+                return Err(Error::PromptTooLong { len: real, max: self.cfg.max_positions });
+            }
+            positions.extend((past..k).map(|i| i.saturating_sub(pad) as u32));
+        }
+        let pos_ids = Tensor::from_vec(positions.clone(), b * t, &self.device)?;
+        let positions = Tensor::from_vec(positions.iter().map(|&p| p as f32).collect::<Vec<_>>(), (b, t, 1), &self.device)?;
+        let mut masks = HashMap::new();
+        for window in self.cfg.sliding_window.iter().copied() {
+            if masks.contains_key(&window) {
+                continue;
+            }
+            let mut m = vec![0f32; b * t * k];
+            for (row, &pad) in pad_left.iter().enumerate() {
+                for qi in 0..t {
+                    let q = past + qi;
+                    for key in 0..k {
+                        let visible = key <= q && key >= pad && window.is_none_or(|w| q - key < w);
+                        // A padding query sees itself only, so its (unused) row stays finite.
+                        let visible = visible || (q < pad && key == q);
+                        if !visible {
+                            m[(row * t + qi) * k + key] = f32::NEG_INFINITY;
+                        }
+                    }
+                }
+            }
+            masks.insert(window, Tensor::from_vec(m, (b, 1, t, k), &self.device)?);
+        }
+        Ok(SeqCtx { positions, pos_ids, masks, pos_offset: past })
+    }
+
+    fn embed(&self, ids: &Tensor, ctx: &SeqCtx, hooks: &mut Hooks) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let m = self.cfg.d_model;
+        if let Some(bad) = ids.flatten_all()?.to_vec1::<u32>()?.into_iter().find(|&i| i as usize >= self.cfg.vocab_size) {
+            return Err(Error::OutOfRange { what: "token id", index: bad as usize, count: self.cfg.vocab_size });
+        }
+        let mut x = self.w.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, m))?;
+        if self.cfg.embed_scale {
+            // Hugging Face rounds the normaliser to the model's dtype first.
+            let s = Tensor::new((m as f32).sqrt(), &self.device)?.to_dtype(self.dtype)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            x = x.affine(s, 0.0)?;
+        }
+        let x = self.hook(hooks, HookPoint::global(HookKind::Embed), x, ctx.pos_offset)?;
+        match &self.w.pos_embed {
+            Some(wpe) => {
+                let p = wpe.index_select(&ctx.pos_ids, 0)?.reshape((b, t, m))?;
+                let p = self.hook(hooks, HookPoint::global(HookKind::PosEmbed), p, ctx.pos_offset)?;
+                Ok((x + p)?)
+            }
+            None => Ok(x),
+        }
+    }
+
+    fn blocks_from(&self, start: usize, mut resid: Tensor, ctx: &SeqCtx, mut cache: Option<&mut KvCache>, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+        for layer in start..self.cfg.n_layers {
+            let kv = cache.as_deref_mut().map(|c| &mut c.layers[layer]);
+            resid = self.block(layer, resid, ctx, kv, hooks)?;
+        }
+        let off = ctx.pos_offset;
+        let (normed, scale) = self.w.ln_final.forward(&resid)?;
+        self.hook(hooks, HookPoint::global(HookKind::LnFinalScale), scale, off)?;
+        let normed = self.hook(hooks, HookPoint::global(HookKind::LnFinalNormalized), normed, off)?;
+        let logits = match logits {
+            Logits::None => None,
+            Logits::All => Some(self.w.unembed.forward(&normed)?),
+            Logits::Last => {
+                let t = normed.dim(1)?;
+                Some(self.w.unembed.forward(&normed.narrow(1, t - 1, 1)?)?)
+            }
+        };
+        let logits = match logits {
+            Some(l) => Some(self.hook(hooks, HookPoint::logits(), l, off)?),
+            None => None,
+        };
+        Ok(Output { logits, resid_final: resid })
+    }
+
+    /// One transformer block: `resid_pre -> resid_post`.
+    fn block(&self, layer: usize, resid: Tensor, ctx: &SeqCtx, kv: Option<&mut Option<(Tensor, Tensor)>>, hooks: &mut Hooks) -> Result<Tensor> {
+        let w = &self.w.blocks[layer];
+        let off = ctx.pos_offset;
+        let p = |kind| HookPoint::block(layer, kind);
+        let resid = self.hook(hooks, p(HookKind::ResidPre), resid, off)?;
+
+        let (x, scale) = w.ln1.forward(&resid)?;
+        self.hook(hooks, p(HookKind::Ln1Scale), scale, off)?;
+        let x = self.hook(hooks, p(HookKind::Ln1Normalized), x, off)?;
+        let attn_out = self.attention(layer, w, &x, ctx, kv, hooks)?;
+        let attn_out = match &w.post_attn_norm {
+            Some(n) => n.forward(&attn_out)?.0,
+            None => attn_out,
+        };
+        let attn_out = self.hook(hooks, p(HookKind::AttnOut), attn_out, off)?;
+
+        let mlp_in_resid = if self.cfg.parallel_residual {
+            resid.clone()
+        } else {
+            self.hook(hooks, p(HookKind::ResidMid), (&resid + &attn_out)?, off)?
+        };
+        let (x, scale) = w.ln2.forward(&mlp_in_resid)?;
+        self.hook(hooks, p(HookKind::Ln2Scale), scale, off)?;
+        let x = self.hook(hooks, p(HookKind::Ln2Normalized), x, off)?;
+        let mlp_out = self.mlp(layer, w, &x, off, hooks)?;
+        let mlp_out = match &w.post_mlp_norm {
+            Some(n) => n.forward(&mlp_out)?.0,
+            None => mlp_out,
+        };
+        let mlp_out = self.hook(hooks, p(HookKind::MlpOut), mlp_out, off)?;
+
+        let resid_post = if self.cfg.parallel_residual { ((resid + attn_out)? + mlp_out)? } else { (mlp_in_resid + mlp_out)? };
+        self.hook(hooks, p(HookKind::ResidPost), resid_post, off)
+    }
+
+    /// `x: [B, T, M]` (normalised) -> attention output `[B, T, M]`.
+    fn attention(&self, layer: usize, w: &BlockWeights, x: &Tensor, ctx: &SeqCtx, kv: Option<&mut Option<(Tensor, Tensor)>>, hooks: &mut Hooks) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (b, t, _) = x.dims3()?;
+        let (h, g, d) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
+        let off = ctx.pos_offset;
+        let p = |kind| HookPoint::block(layer, kind);
+        let a = &w.attn;
+
+        let q = self.hook(hooks, p(HookKind::AttnQ), a.q.forward(x)?.reshape((b, t, h, d))?, off)?;
+        let k = self.hook(hooks, p(HookKind::AttnK), a.k.forward(x)?.reshape((b, t, g, d))?, off)?;
+        let v = a.v.forward(x)?.reshape((b, t, g, d))?;
+        let v_point = p(HookKind::AttnV);
+        let v = if hooks.is_active(v_point) {
+            let value_bias = a.v.b.as_ref().map(|bias| bias.reshape((1, 1, g, d))).transpose()?;
+            hooks.run(v, || HookContext { point: v_point, pos_offset: off, value_bias })?
+        } else {
+            v
+        };
+        let (q, k) = match (&a.q_norm, &a.k_norm) {
+            (Some(qn), Some(kn)) => (qn.forward(&q)?.0, kn.forward(&k)?.0),
+            _ => (q, k),
+        };
+        let local = cfg.sliding_window[layer].is_some() && self.inv_freq_local.is_some();
+        let (q, k) = match if local { &self.inv_freq_local } else { &self.inv_freq } {
+            Some(inv_freq) => {
+                let (cos, sin) = rotary_cos_sin(&ctx.positions, inv_freq)?;
+                let q = self.hook(hooks, p(HookKind::AttnRotQ), apply_rotary(&q, &cos, &sin)?, off)?;
+                let k = self.hook(hooks, p(HookKind::AttnRotK), apply_rotary(&k, &cos, &sin)?, off)?;
+                (q, k)
+            }
+            None => (q, k),
+        };
+
+        // [B, G, K, D], with the cached positions in front.
+        let mut kh = k.transpose(1, 2)?.contiguous()?;
+        let mut vh = v.transpose(1, 2)?.contiguous()?;
+        if let Some(slot) = kv {
+            if let Some((pk, pv)) = slot.as_ref() {
+                kh = Tensor::cat(&[pk, &kh], 2)?;
+                vh = Tensor::cat(&[pv, &vh], 2)?;
+            }
+            *slot = Some((kh.clone(), vh.clone()));
+        }
+        let (kh, vh) = (repeat_kv(&kh, h / g)?, repeat_kv(&vh, h / g)?);
+        let qh = q.transpose(1, 2)?.contiguous()?; // [B, H, T, D]
+
+        let scores = (qh.matmul(&kh.t()?)?.to_dtype(DType::F32)? * cfg.attn_scale)?;
+        let scores = scores.broadcast_add(&ctx.masks[&cfg.sliding_window[layer]])?;
+        let scores = self.hook(hooks, p(HookKind::AttnScores), scores, off)?;
+        let pattern = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
+        let pattern = self.hook(hooks, p(HookKind::AttnPattern), pattern, off)?;
+        let z = pattern.matmul(&vh)?.transpose(1, 2)?; // [B, T, H, D]
+        let z = self.hook(hooks, p(HookKind::AttnZ), z, off)?;
+
+        let result_point = p(HookKind::AttnResult);
+        if hooks.is_active(result_point) {
+            // Per-head contributions [B, T, H, M]; their sum plus b_O is the attention output.
+            let result = self.head_results(&a.o.wt, &z)?;
+            let result = self.hook(hooks, result_point, result, off)?;
+            let out = result.sum(2)?;
+            Ok(match &a.o.b {
+                Some(bias) => out.broadcast_add(bias)?,
+                None => out,
+            })
+        } else {
+            a.o.forward(&z.contiguous()?.reshape((b, t, h * d))?)
+        }
+    }
+
+    /// `z: [B, T, H, D]`, `wo_t: [H*D, M]` -> `[B, T, H, M]`.
+    fn head_results(&self, wo_t: &Tensor, z: &Tensor) -> Result<Tensor> {
+        let (b, t, h, d) = z.dims4()?;
+        let m = wo_t.dim(1)?;
+        let zh = z.transpose(0, 2)?.contiguous()?.reshape((h, t * b, d))?; // [H, T*B, D] (t-major after transpose)
+        let wo = wo_t.reshape((h, d, m))?;
+        let r = zh.matmul(&wo)?.reshape((h, t, b, m))?; // [H, T, B, M]
+        Ok(r.permute((2, 1, 0, 3))?.contiguous()?)
+    }
+
+    /// `x: [B, T, M]` -> `[B, T, M]`.
+    fn mlp(&self, layer: usize, w: &BlockWeights, x: &Tensor, off: usize, hooks: &mut Hooks) -> Result<Tensor> {
+        let p = |kind| HookPoint::block(layer, kind);
+        let m = &w.mlp;
+        let act = |t: &Tensor| -> Result<Tensor> {
+            Ok(match self.cfg.activation {
+                Activation::GeluTanh => t.gelu()?,
+                Activation::Gelu => t.gelu_erf()?,
+                Activation::Silu => t.silu()?,
+                Activation::Relu => t.relu()?,
+            })
+        };
+        let post = match &m.gate {
+            Some(gate) => {
+                let pre = self.hook(hooks, p(HookKind::MlpPre), gate.forward(x)?, off)?;
+                let lin = self.hook(hooks, p(HookKind::MlpPreLinear), m.up.forward(x)?, off)?;
+                (act(&pre)? * lin)?
+            }
+            None => {
+                let pre = self.hook(hooks, p(HookKind::MlpPre), m.up.forward(x)?, off)?;
+                act(&pre)?
+            }
+        };
+        let post = self.hook(hooks, p(HookKind::MlpPost), post, off)?;
+        m.down.forward(&post)
+    }
+}
+
+/// `positions: [B, T, 1]`, `inv_freq: [R/2]` -> cos, sin `[B, T, 1, R/2]` (f32).
+fn rotary_cos_sin(positions: &Tensor, inv_freq: &Tensor) -> Result<(Tensor, Tensor)> {
+    let angles = positions.broadcast_mul(&inv_freq.unsqueeze(0)?.unsqueeze(0)?)?.unsqueeze(2)?;
+    Ok((angles.cos()?, angles.sin()?))
+}
+
+/// Rotate-half rotary on the first `R` dims of each head: `x: [B, T, H, D]`.
+fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+    let dtype = x.dtype();
+    let d = x.dim(D::Minus1)?;
+    let half = cos.dim(D::Minus1)?;
+    let xf = x.to_dtype(DType::F32)?;
+    let x1 = xf.narrow(D::Minus1, 0, half)?;
+    let x2 = xf.narrow(D::Minus1, half, half)?;
+    let r1 = (x1.broadcast_mul(cos)? - x2.broadcast_mul(sin)?)?;
+    let r2 = (x2.broadcast_mul(cos)? + x1.broadcast_mul(sin)?)?;
+    let mut parts = vec![r1, r2];
+    if 2 * half < d {
+        parts.push(xf.narrow(D::Minus1, 2 * half, d - 2 * half)?);
+    }
+    Ok(Tensor::cat(&parts, D::Minus1)?.to_dtype(dtype)?)
+}
+
+/// `[B, G, K, D]` -> `[B, G * n_rep, K, D]`, query head `h` reading KV head `h / n_rep`.
+fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
+    if n_rep == 1 {
+        return Ok(x.clone());
+    }
+    let (b, g, k, d) = x.dims4()?;
+    Ok(x.unsqueeze(2)?.broadcast_as((b, g, n_rep, k, d))?.reshape((b, g * n_rep, k, d))?)
+}

@@ -1,0 +1,54 @@
+//! Shared helpers of the workspace's integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use lantern_engine::{load_path, DType, Device, LoadOptions, LoadedModel, Tensor};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+pub fn fixture_dir(name: &str) -> PathBuf {
+    repo_root().join("tests/fixtures").join(name)
+}
+
+pub fn quiet() -> LoadOptions {
+    LoadOptions { progress: false, ..LoadOptions::default() }
+}
+
+pub fn load_fixture(name: &str) -> LoadedModel {
+    load_path(&fixture_dir(name), &quiet()).unwrap_or_else(|e| panic!("loading fixture {name}: {e}"))
+}
+
+pub fn load_reference(name: &str, file: &str) -> HashMap<String, Tensor> {
+    let path = fixture_dir(name).join(file);
+    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The real model, fetched (cached, idempotent) by scripts/fetch-model.sh when missing.
+pub fn smollm2_path() -> PathBuf {
+    if let Ok(p) = lantern_engine::default_model_path() {
+        return p;
+    }
+    let status = std::process::Command::new("bash").arg(repo_root().join("scripts/fetch-model.sh")).status().expect("running scripts/fetch-model.sh");
+    assert!(status.success(), "scripts/fetch-model.sh failed");
+    lantern_engine::default_model_path().expect("model fetched")
+}
+
+pub fn load_smollm2() -> LoadedModel {
+    load_path(&smollm2_path(), &quiet()).expect("loading SmolLM2")
+}
+
+/// Largest absolute difference between two tensors of the same shape.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims(), "shapes differ");
+    let a = a.to_dtype(DType::F32).unwrap();
+    let b = b.to_dtype(DType::F32).unwrap();
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+pub fn ids_of(t: &Tensor) -> Vec<Vec<u32>> {
+    t.to_dtype(DType::I64).unwrap().to_vec2::<i64>().unwrap().into_iter().map(|r| r.into_iter().map(|v| v as u32).collect()).collect()
+}
