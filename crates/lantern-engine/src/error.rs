@@ -45,7 +45,7 @@ impl Error {
     pub(crate) fn config(message: impl std::fmt::Display) -> Self {
         Error::Config(message.to_string())
     }
-    pub(crate) fn invalid(message: impl std::fmt::Display) -> Self {
+    pub fn invalid(message: impl std::fmt::Display) -> Self {
         Error::Invalid(message.to_string())
     }
 }

@@ -1,0 +1,21 @@
+//! # lantern-attribution
+//!
+//! The measurements of paper P1 (Yu, Merullo & Pavlick 2023, "Characterizing Mechanisms for
+//! Factual Recall in Language Models", arXiv 2310.15910), usable on any lantern-engine model:
+//!
+//! - [`dla`]: direct logit attribution of every head, MLP and bias to a logit direction;
+//! - [`lens`]: logit lens and accumulated residual stream;
+//! - [`patching`]: activation patching sweeps, batched and resumed from the patched layer;
+//! - [`scaling`]: scaling one head's value vectors over a grid of alphas, with generation.
+//!
+//! No CLI code lives here; results are plain serialisable structs.
+
+pub mod dla;
+pub mod lens;
+pub mod patching;
+pub mod scaling;
+
+pub use dla::{direct_logit_attribution, logit_direction, Dla, LogitDirection};
+pub use lens::{logit_lens, LensLayer, TokenStat};
+pub use patching::{patch_sweep, patch_sweep_naive, Metric, PatchGrid, PatchResult, PatchTarget};
+pub use scaling::{alpha_sweep, classify, Answer, AlphaPoint, RecallPrompt};

@@ -1,0 +1,329 @@
+//! Activation patching: run the corrupted prompt, splice in the clean run's activation at one
+//! place (a layer, a position, a head, or a combination), and measure how much of the clean
+//! behaviour comes back.
+//!
+//! [`patch_sweep`] is the fast method: the corrupted run's residual stream is cached once, and
+//! for each layer the patch variants run together in one batch that *resumes at the patched
+//! layer*, so the blocks below it are never recomputed, and only the last position is unembedded.
+//! [`patch_sweep_naive`] is one full forward per patch (the TransformerLens way); the two agree
+//! (`tests/attribution.rs`).
+
+use candle_core::{DType, Tensor};
+use lantern_engine::{Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result};
+use serde::Serialize;
+
+/// Which activation is patched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchTarget {
+    ResidPre,
+    ResidMid,
+    ResidPost,
+    AttnOut,
+    MlpOut,
+    /// Per head: `attn.hook_z`.
+    HeadZ,
+    HeadQ,
+    /// Per KV head under GQA.
+    HeadK,
+    HeadV,
+    /// Per head: `attn.hook_pattern` (positions are query positions).
+    HeadPattern,
+}
+
+impl PatchTarget {
+    pub fn kind(self) -> HookKind {
+        match self {
+            Self::ResidPre => HookKind::ResidPre,
+            Self::ResidMid => HookKind::ResidMid,
+            Self::ResidPost => HookKind::ResidPost,
+            Self::AttnOut => HookKind::AttnOut,
+            Self::MlpOut => HookKind::MlpOut,
+            Self::HeadZ => HookKind::AttnZ,
+            Self::HeadQ => HookKind::AttnQ,
+            Self::HeadK => HookKind::AttnK,
+            Self::HeadV => HookKind::AttnV,
+            Self::HeadPattern => HookKind::AttnPattern,
+        }
+    }
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "resid_pre" => Self::ResidPre,
+            "resid_mid" => Self::ResidMid,
+            "resid_post" => Self::ResidPost,
+            "attn_out" => Self::AttnOut,
+            "mlp_out" => Self::MlpOut,
+            "z" | "head_z" => Self::HeadZ,
+            "q" | "head_q" => Self::HeadQ,
+            "k" | "head_k" => Self::HeadK,
+            "v" | "head_v" => Self::HeadV,
+            "pattern" | "head_pattern" => Self::HeadPattern,
+            other => return Err(Error::invalid(format!("unknown patch target `{other}` (resid_pre, resid_mid, resid_post, attn_out, mlp_out, z, q, k, v, pattern)"))),
+        })
+    }
+}
+
+/// How the patches are indexed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchGrid {
+    /// One patch per layer, all positions (and heads).
+    Layer,
+    /// Layer × position.
+    LayerPosition,
+    /// Layer × head, all positions.
+    LayerHead,
+    /// Head × position within one layer.
+    HeadPosition { layer: usize },
+}
+
+impl PatchGrid {
+    pub fn parse(name: &str, layer: Option<usize>) -> Result<Self> {
+        Ok(match name {
+            "layer" => Self::Layer,
+            "layer_pos" | "layer_position" => Self::LayerPosition,
+            "layer_head" => Self::LayerHead,
+            "head_pos" | "head_position" => Self::HeadPosition { layer: layer.ok_or_else(|| Error::invalid("the head_pos grid needs a layer"))? },
+            other => return Err(Error::invalid(format!("unknown patch grid `{other}` (layer, layer_pos, layer_head, head_pos)"))),
+        })
+    }
+}
+
+/// What a patched run is scored by, from its last-position logits.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// `logit(target) - logit(versus)`.
+    LogitDiff { target: u32, versus: u32 },
+    /// `p(token)`.
+    Prob { token: u32 },
+    /// `(m - m_corrupted) / (m_clean - m_corrupted)` of the logit difference: 0 = corrupted,
+    /// 1 = clean.
+    Normalized { target: u32, versus: u32 },
+}
+
+impl Metric {
+    fn raw(&self, logits: &Tensor) -> Result<Vec<f64>> {
+        let logits = logits.to_dtype(DType::F32)?;
+        let rows = logits.to_vec2::<f32>()?;
+        Ok(match *self {
+            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => {
+                rows.iter().map(|r| f64::from(r[target as usize]) - f64::from(r[versus as usize])).collect()
+            }
+            Metric::Prob { token } => {
+                let p = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
+                p.iter().map(|r| f64::from(r[token as usize])).collect()
+            }
+        })
+    }
+    fn check(&self, vocab: usize) -> Result<()> {
+        let ids = match *self {
+            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => vec![target, versus],
+            Metric::Prob { token } => vec![token],
+        };
+        ids.iter().try_for_each(|&id| lantern_engine::error::check_index("token id", id as usize, vocab))
+    }
+}
+
+/// A patching map.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchResult {
+    pub target: PatchTarget,
+    pub grid: PatchGrid,
+    pub metric: Metric,
+    pub row_labels: Vec<String>,
+    pub col_labels: Vec<String>,
+    /// `[row][col]`, the metric of each patched run.
+    pub values: Vec<Vec<f64>>,
+    pub clean: f64,
+    pub corrupted: f64,
+    /// Patched forward passes run.
+    pub patches: usize,
+}
+
+/// One patch: a layer, and optionally a position and a head.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    layer: usize,
+    pos: Option<usize>,
+    head: Option<usize>,
+    row: usize,
+    col: usize,
+}
+
+fn cells(model: &Model, target: PatchTarget, grid: PatchGrid, t: usize) -> Result<(Vec<Cell>, Vec<String>, Vec<String>)> {
+    let cfg = model.config();
+    let kind = target.kind();
+    let per_head = kind.axes().head.is_some();
+    let n_heads = if kind.is_kv() { cfg.n_kv_heads } else { cfg.n_heads };
+    let layers: Vec<String> = (0..cfg.n_layers).map(|l| format!("L{l}")).collect();
+    let positions: Vec<String> = (0..t).map(|p| p.to_string()).collect();
+    let heads: Vec<String> = (0..n_heads).map(|h| format!("H{h}")).collect();
+    let mut out = Vec::new();
+    let (rows, cols) = match grid {
+        PatchGrid::Layer => {
+            out.extend((0..cfg.n_layers).map(|l| Cell { layer: l, pos: None, head: None, row: l, col: 0 }));
+            (layers, vec!["all".to_string()])
+        }
+        PatchGrid::LayerPosition => {
+            for l in 0..cfg.n_layers {
+                out.extend((0..t).map(|p| Cell { layer: l, pos: Some(p), head: None, row: l, col: p }));
+            }
+            (layers, positions)
+        }
+        PatchGrid::LayerHead | PatchGrid::HeadPosition { .. } if !per_head => {
+            return Err(Error::invalid(format!("{target:?} has no head axis; use the layer or layer_pos grid")));
+        }
+        PatchGrid::LayerHead => {
+            for l in 0..cfg.n_layers {
+                out.extend((0..n_heads).map(|h| Cell { layer: l, pos: None, head: Some(h), row: l, col: h }));
+            }
+            (layers, heads)
+        }
+        PatchGrid::HeadPosition { layer } => {
+            lantern_engine::error::check_index("layer", layer, cfg.n_layers)?;
+            for h in 0..n_heads {
+                out.extend((0..t).map(|p| Cell { layer, pos: Some(p), head: Some(h), row: h, col: p }));
+            }
+            (heads, positions)
+        }
+    };
+    Ok((out, rows, cols))
+}
+
+/// Options of a sweep.
+pub struct SweepOptions<'a> {
+    /// Patched runs per forward batch (default 32).
+    pub batch_size: usize,
+    pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
+}
+
+impl Default for SweepOptions<'_> {
+    fn default() -> Self {
+        SweepOptions { batch_size: 32, progress: None }
+    }
+}
+
+fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) -> Result<()> {
+    if clean.len() != 1 || corrupted.len() != 1 {
+        return Err(Error::invalid("patching takes one clean and one corrupted prompt"));
+    }
+    if clean.seq_len() != corrupted.seq_len() {
+        return Err(Error::invalid(format!(
+            "the clean prompt is {} tokens and the corrupted one {}: patching by position needs equal lengths",
+            clean.seq_len(),
+            corrupted.seq_len()
+        )));
+    }
+    metric.check(model.config().vocab_size)
+}
+
+/// Clean and corrupted metrics, and the clean activations at the target of every layer.
+fn baselines(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, metric: &Metric, corrupted_capture: Option<HookKind>) -> Result<(f64, f64, Hooks, Hooks)> {
+    let n = model.config().n_layers;
+    let mut clean_hooks = Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
+    let m_clean = metric.raw(&model.run_with(clean, &mut clean_hooks, Logits::Last)?.last_logits()?)?[0];
+    let mut corrupted_hooks = match corrupted_capture {
+        Some(kind) => Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, kind))),
+        None => Hooks::new(),
+    };
+    let m_corrupted = metric.raw(&model.run_with(corrupted, &mut corrupted_hooks, Logits::Last)?.last_logits()?)?[0];
+    if matches!(metric, Metric::Normalized { .. }) && (m_clean - m_corrupted).abs() < 1e-9 {
+        return Err(Error::invalid("the clean and corrupted runs have the same logit difference, so the normalised score is undefined; use the logit_diff metric"));
+    }
+    Ok((m_clean, m_corrupted, clean_hooks, corrupted_hooks))
+}
+
+fn finish(metric: &Metric, m_clean: f64, m_corrupted: f64, v: f64) -> f64 {
+    match metric {
+        Metric::Normalized { .. } => (v - m_corrupted) / (m_clean - m_corrupted),
+        _ => v,
+    }
+}
+
+/// The fast sweep: batched patches resumed from the patched layer.
+pub fn patch_sweep(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, grid: PatchGrid, metric: Metric, mut opts: SweepOptions) -> Result<PatchResult> {
+    check_pair(model, clean, corrupted, &metric)?;
+    let t = clean.seq_len();
+    let (cells, row_labels, col_labels) = cells(model, target, grid, t)?;
+    let (m_clean, m_corrupted, clean_hooks, corrupted_hooks) = baselines(model, clean, corrupted, target, &metric, Some(HookKind::ResidPre))?;
+    let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
+    let total = cells.len();
+    let mut done = 0;
+    let kind = target.kind();
+    let batch_size = opts.batch_size.max(1);
+    let n_layers = model.config().n_layers;
+    for layer in 0..n_layers {
+        let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
+        for chunk in at_layer.chunks(batch_size) {
+            let k = chunk.len();
+            let point = HookPoint::block(layer, kind);
+            let source = clean_hooks.cache.require(point)?;
+            let source_k = repeat_rows(source, k)?;
+            let mask = cell_mask(source, kind, chunk)?;
+            let patch = Intervention::custom(move |x, _| mask.where_cond(&source_k, x));
+            let mut hooks = Hooks::new().intervene(point, patch);
+            let resid = repeat_rows(corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?, k)?;
+            let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
+            let logits = model.run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?.last_logits()?;
+            for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
+                values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, v);
+            }
+            done += k;
+            if let Some(p) = opts.progress.as_mut() {
+                p(done, total);
+            }
+        }
+    }
+    Ok(PatchResult { target, grid, metric, row_labels, col_labels, values, clean: m_clean, corrupted: m_corrupted, patches: total })
+}
+
+/// One full forward pass per patch (reference implementation).
+pub fn patch_sweep_naive(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, grid: PatchGrid, metric: Metric) -> Result<PatchResult> {
+    check_pair(model, clean, corrupted, &metric)?;
+    let (cells, row_labels, col_labels) = cells(model, target, grid, clean.seq_len())?;
+    let (m_clean, m_corrupted, clean_hooks, _) = baselines(model, clean, corrupted, target, &metric, None)?;
+    let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
+    for cell in &cells {
+        let point = HookPoint::block(cell.layer, target.kind());
+        let mut iv = Intervention::patch(clean_hooks.cache.require(point)?.clone());
+        if let Some(p) = cell.pos {
+            iv = iv.positions([p]);
+        }
+        if let Some(h) = cell.head {
+            iv = iv.heads([h]);
+        }
+        let logits = model.run_with(corrupted, &mut Hooks::new().intervene(point, iv), Logits::Last)?.last_logits()?;
+        values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]);
+    }
+    Ok(PatchResult { target, grid, metric, row_labels, col_labels, values, clean: m_clean, corrupted: m_corrupted, patches: cells.len() })
+}
+
+/// `[1, ...] -> [k, ...]` (contiguous).
+fn repeat_rows(t: &Tensor, k: usize) -> Result<Tensor> {
+    let mut dims = t.dims().to_vec();
+    dims[0] = k;
+    Ok(t.broadcast_as(dims)?.contiguous()?)
+}
+
+/// A u8 mask over `[k, ...]` that is 1 where row `i` patches `chunk[i]`'s position and head.
+fn cell_mask(source: &Tensor, kind: HookKind, chunk: &[Cell]) -> Result<Tensor> {
+    let axes = kind.axes();
+    let mut dims = source.dims().to_vec();
+    dims[0] = chunk.len();
+    let strides: Vec<usize> = (0..dims.len()).map(|i| dims[i + 1..].iter().product()).collect();
+    let mut mask = vec![0u8; dims.iter().product()];
+    for (i, cell) in chunk.iter().enumerate() {
+        let row = &mut mask[i * strides[0]..(i + 1) * strides[0]];
+        for (flat, m) in row.iter_mut().enumerate() {
+            let coord = |axis: usize| (flat / strides[axis]) % dims[axis];
+            let pos_ok = cell.pos.is_none_or(|p| coord(axes.pos) == p);
+            let head_ok = match (cell.head, axes.head) {
+                (Some(h), Some(axis)) => coord(axis) == h,
+                _ => true,
+            };
+            *m = u8::from(pos_ok && head_ok);
+        }
+    }
+    Ok(Tensor::from_vec(mask, dims, source.device())?)
+}
