@@ -60,3 +60,9 @@ fn llama3_rope_scaling_matches_transformers() {
 fn qwen2_matches_transformers() {
     check_architecture("qwen2");
 }
+
+#[test]
+fn gemma3_matches_transformers() {
+    // Sliding window 4 on a 7-token prompt, so the local mask and local rotary base both matter.
+    check_architecture("gemma3");
+}

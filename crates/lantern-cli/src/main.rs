@@ -1,0 +1,56 @@
+//! `lantern`: the command-line front end. Each subcommand parses its arguments and calls into the
+//! library crates; no analysis lives here.
+
+mod engine_cmds;
+mod p1_cmds;
+mod util;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "lantern", version, about = "Mechanistic interpretability and steering of open-weight language models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Architecture, sizes and hook points of a model.
+    Inspect(engine_cmds::InspectArgs),
+    /// Next-token distribution at the last position of a prompt.
+    Run(engine_cmds::RunArgs),
+    /// Logit lens: what each layer's residual stream predicts at the last position.
+    Lens(engine_cmds::LensArgs),
+    /// Generate a continuation, optionally with interventions active at every step.
+    Generate(engine_cmds::GenerateArgs),
+    /// Capture activations by hook name or pattern and save them (.safetensors, or a folder of .npy).
+    Cache(engine_cmds::CacheArgs),
+    /// Per-head direct logit attribution (paper P1).
+    Heads(p1_cmds::HeadsArgs),
+    /// Activation patching sweep (paper P1).
+    Patch(p1_cmds::PatchArgs),
+    /// Scale one head's value vectors over a grid of alphas and report answer rates (paper P1).
+    Scale(p1_cmds::ScaleArgs),
+    /// Run every step of an experiment file (TOML).
+    Experiment(p1_cmds::ExperimentArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(a) => engine_cmds::inspect(a),
+        Command::Run(a) => engine_cmds::run(a),
+        Command::Lens(a) => engine_cmds::lens(a),
+        Command::Generate(a) => engine_cmds::generate(a),
+        Command::Cache(a) => engine_cmds::cache(a),
+        Command::Heads(a) => p1_cmds::heads(a),
+        Command::Patch(a) => p1_cmds::patch(a),
+        Command::Scale(a) => p1_cmds::scale(a),
+        Command::Experiment(a) => p1_cmds::experiment(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(2);
+    }
+}

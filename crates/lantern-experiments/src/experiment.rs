@@ -1,0 +1,59 @@
+//! Experiment files: one TOML file names a model, a results folder and the steps of one paper.
+//!
+//! ```toml
+//! model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # optional; default: the cached SmolLM2
+//! out = "results/p1"                                   # relative to the working directory
+//!
+//! [p1]
+//! data = "data/capitals.csv"                           # relative to this file
+//! template = "The capital of {country} is {ctx_city}. The capital of {country} is"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// A parsed experiment file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    /// Model folder, .gguf or hub id; default the cached SmolLM2.
+    pub model: Option<String>,
+    /// Results folder (default `results/<file stem>`).
+    pub out: Option<PathBuf>,
+    pub p1: Option<crate::p1::P1Config>,
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl ExperimentFile {
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
+        let mut file: ExperimentFile = toml::from_str(&text).with_context(|| format!("{} is not a valid experiment file", path.display()))?;
+        if file.p1.is_none() {
+            bail!("{}: no step table; add [p1]", path.display());
+        }
+        file.path = path.to_path_buf();
+        Ok(file)
+    }
+    /// The folder paths inside the file are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+    pub fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| PathBuf::from("results").join(self.path.file_stem().unwrap_or_default()))
+    }
+}
+
+/// Progress reporting: `bar(label, total)` returns a callback `(done, total)`.
+pub type BarFactory<'a> = &'a dyn Fn(&str, usize) -> Box<dyn FnMut(usize, usize)>;
+
+/// Runs every step table of a file on a loaded model; returns the results folder.
+pub fn run_experiment_file(file: &ExperimentFile, lm: &lantern_engine::LoadedModel, bar: BarFactory) -> Result<PathBuf> {
+    let out = file.out_dir();
+    if let Some(p1) = &file.p1 {
+        crate::p1::run_all(lm, p1, &file.base_dir(), &out.join("p1"), bar)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,49 @@
+//! Writing results: JSON and CSV files written atomically into a results folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// A results folder.
+pub struct ResultsDir {
+    pub dir: PathBuf,
+}
+
+impl ResultsDir {
+    pub fn create(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating results folder {}", dir.display()))?;
+        Ok(ResultsDir { dir: dir.to_path_buf() })
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+    /// Writes pretty JSON atomically.
+    pub fn json(&self, name: &str, value: &impl Serialize) -> Result<PathBuf> {
+        let text = serde_json::to_string_pretty(value)?;
+        self.text(name, &text)
+    }
+    /// Writes CSV rows (first row = header) atomically.
+    pub fn csv(&self, name: &str, rows: &[Vec<String>]) -> Result<PathBuf> {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for r in rows {
+            w.write_record(r)?;
+        }
+        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+        self.text(name, &String::from_utf8(bytes)?)
+    }
+    pub fn text(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.path(name);
+        lantern_engine::cache::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, text)?))?;
+        Ok(path)
+    }
+}
+
+/// A `[row][col]` grid as CSV rows with labels.
+pub fn grid_csv(corner: &str, rows: &[String], cols: &[String], values: &[Vec<f64>]) -> Vec<Vec<String>> {
+    let mut out = vec![std::iter::once(corner.to_string()).chain(cols.iter().cloned()).collect()];
+    for (label, row) in rows.iter().zip(values) {
+        out.push(std::iter::once(label.clone()).chain(row.iter().map(|v| format!("{v:.6}"))).collect());
+    }
+    out
+}
