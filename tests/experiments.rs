@@ -70,3 +70,74 @@ fn p1_bad_template_and_data_are_clear_errors() {
     let e = toml::from_str::<p1::P1Config>("data = 'x'\nunknown_key = 3").unwrap_err().to_string();
     assert!(e.contains("unknown_key"), "{e}");
 }
+
+#[test]
+fn engine_scorer_matches_direct_log_probabilities() {
+    use lantern_shapley::{LanguageModelScorer, ScoreRequest};
+    let lm = load_fixture("llama");
+    let prefix = "The capital of";
+    let requests = vec![
+        ScoreRequest::new("The capital of Germany is", " Berlin"),
+        ScoreRequest::new("The capital of Poland is Warsaw. The capital of", " Poland"),
+        ScoreRequest::new("The capital", " of France"),
+    ];
+    let direct: Vec<f64> = requests
+        .iter()
+        .map(|r| {
+            let p = lm.tokenizer.encode(&r.prompt).unwrap();
+            let c = lm.tokenizer.encode(&r.continuation).unwrap();
+            let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
+            let batch = lantern_engine::Batch::from_ids(vec![ids]).unwrap();
+            let logits = lm.model.run(&batch, &mut lantern_engine::Hooks::new()).unwrap().logits.unwrap().squeeze(0).unwrap();
+            let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap().to_vec2::<f32>().unwrap();
+            c.iter().enumerate().map(|(j, &t)| f64::from(logp[p.len() + j - 1][t as usize])).sum()
+        })
+        .collect();
+    for (batch_size, with_prefix) in [(1, false), (3, false), (2, true), (3, true)] {
+        let mut s = lantern_experiments::scorer::EngineScorer::new(&lm);
+        s.batch_size = batch_size;
+        if with_prefix {
+            s.prepare_shared_prefix(prefix).unwrap();
+        }
+        let got = s.continuation_logprobs(&requests).unwrap();
+        for (g, d) in got.iter().zip(&direct) {
+            assert!((g - d).abs() < 1e-4, "batch {batch_size}, prefix {with_prefix}: {g} vs {d}");
+        }
+    }
+    let mut s = lantern_experiments::scorer::EngineScorer::new(&lm);
+    assert!(s.continuation_logprobs(&[ScoreRequest::new("Hello", "")]).is_err());
+}
+
+#[test]
+fn p2_pipeline_on_a_tiny_model() {
+    let lm = load_fixture("llama");
+    // The fixture's context is 64 tokens, so a short template stands in for the real ones.
+    let out = out_dir("p2");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("framing.txt"), "Pick.\n{{context: Jobs. }}{{politeness: Thanks! }}{{framing: Saved. }}{{option_a: A 200. }}{{option_b: B all. }}Answer:").unwrap();
+    let cfg: lantern_experiments::p2::P2Config = toml::from_str(
+        r#"
+        templates = ["framing.txt"]
+        noise_players = ["politeness"]
+        budgets = [18, 32]
+        seeds = 2
+        "#,
+    )
+    .unwrap();
+    let bar = |_: &str, _: usize| -> Box<dyn FnMut(usize, usize)> { Box::new(|_, _| {}) };
+    let reports = lantern_experiments::p2::run_all(&lm, &cfg, &out, &out, &bar).unwrap();
+    let r = &reports[0];
+    assert_eq!(r.exact.evaluations, 32);
+    let sum: f64 = r.exact.values.iter().sum();
+    assert!((sum - (r.exact.v_full - r.exact.v_empty)).abs() < 1e-6, "efficiency");
+    assert!(r.noise_share >= 0.0 && r.noise_share <= 1.0);
+    // With the full lattice as budget the kernel estimate is exact.
+    let last_kernel = r.convergence.iter().filter(|c| c.method == "kernel").last().unwrap();
+    assert!(last_kernel.mean_abs_error < 1e-6, "{}", last_kernel.mean_abs_error);
+    for fig in ["shapley_framing", "waterfall_framing", "convergence_framing", "interaction_framing"] {
+        assert!(out.join(format!("{fig}.png")).is_file(), "{fig}");
+    }
+    let mut bad = cfg.clone();
+    bad.noise_players = vec!["nobody".into()];
+    assert!(lantern_experiments::p2::run_all(&lm, &bad, &out, &out, &bar).unwrap_err().to_string().contains("nobody"));
+}

@@ -84,7 +84,7 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
     Ok(())
 }
 
-fn p1_config(path: &PathBuf) -> Result<(ExperimentFile, p1::P1Config)> {
+fn p1_config(path: &std::path::Path) -> Result<(ExperimentFile, p1::P1Config)> {
     let file = ExperimentFile::read(path)?;
     let cfg = file.p1.clone().with_context(|| format!("{} has no [p1] table", path.display()))?;
     Ok((file, cfg))

@@ -187,14 +187,14 @@ impl ModelConfig {
                 return Err(Error::config(format!("{name} must be positive")));
             }
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(Error::config(format!(
                 "n_heads ({}) is not a multiple of n_kv_heads ({})",
                 self.n_heads, self.n_kv_heads
             )));
         }
         if let Some(rope) = &self.rope {
-            if rope.rotary_dim == 0 || rope.rotary_dim > self.d_head || rope.rotary_dim % 2 != 0 {
+            if rope.rotary_dim == 0 || rope.rotary_dim > self.d_head || !rope.rotary_dim.is_multiple_of(2) {
                 return Err(Error::config(format!(
                     "rotary dimension {} must be even and within d_head {}",
                     rope.rotary_dim, self.d_head

@@ -70,6 +70,30 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// A one-row cache repeated to `rows` rows (a shared prompt prefix reused across a batch).
+    pub fn expand(&self, rows: usize) -> Result<KvCache> {
+        if self.pad_left.len() != 1 {
+            return Err(Error::invalid(format!("only a one-row cache can be expanded (this one has {} rows)", self.pad_left.len())));
+        }
+        let grow = |t: &Tensor| -> Result<Tensor> {
+            let mut dims = t.dims().to_vec();
+            dims[0] = rows;
+            Ok(t.broadcast_as(dims)?.contiguous()?)
+        };
+        let layers = self.layers.iter().map(|l| l.as_ref().map(|(k, v)| Ok::<_, Error>((grow(k)?, grow(v)?))).transpose()).collect::<Result<_>>()?;
+        Ok(KvCache { layers, pad_left: vec![self.pad_left[0]; rows], len: self.len })
+    }
+
+    /// The first `len` positions (keys and values of the positions after are dropped).
+    pub fn truncated(&self, len: usize) -> Result<KvCache> {
+        if len > self.len {
+            return Err(Error::invalid(format!("cannot truncate a cache of {} positions to {len}", self.len)));
+        }
+        let cut = |t: &Tensor| t.narrow(2, 0, len).map_err(Error::from);
+        let layers = self.layers.iter().map(|l| l.as_ref().map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?))).transpose()).collect::<Result<_>>()?;
+        Ok(KvCache { layers, pad_left: self.pad_left.clone(), len })
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -163,6 +187,13 @@ impl Model {
         let out = self.blocks_from(0, resid, &ctx, Some(cache), hooks, logits)?;
         cache.len += t;
         Ok(out)
+    }
+
+    /// The final norm and unembedding applied to residual vectors `[..., M]` -> logits `[..., V]`
+    /// (what the forward pass does after the last block; no hooks).
+    pub fn unembed(&self, resid: &Tensor) -> Result<Tensor> {
+        let (normed, _) = self.w.ln_final.forward(&resid.to_dtype(self.dtype)?)?;
+        self.w.unembed.forward(&normed)
     }
 
     fn hook(&self, hooks: &mut Hooks, point: HookPoint, x: Tensor, pos_offset: usize) -> Result<Tensor> {

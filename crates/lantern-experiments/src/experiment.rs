@@ -23,6 +23,7 @@ pub struct ExperimentFile {
     /// Results folder (default `results/<file stem>`).
     pub out: Option<PathBuf>,
     pub p1: Option<crate::p1::P1Config>,
+    pub p2: Option<crate::p2::P2Config>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -31,8 +32,8 @@ impl ExperimentFile {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
         let mut file: ExperimentFile = toml::from_str(&text).with_context(|| format!("{} is not a valid experiment file", path.display()))?;
-        if file.p1.is_none() {
-            bail!("{}: no step table; add [p1]", path.display());
+        if file.p1.is_none() && file.p2.is_none() {
+            bail!("{}: no step table; add [p1] or [p2]", path.display());
         }
         file.path = path.to_path_buf();
         Ok(file)
@@ -54,6 +55,9 @@ pub fn run_experiment_file(file: &ExperimentFile, lm: &lantern_engine::LoadedMod
     let out = file.out_dir();
     if let Some(p1) = &file.p1 {
         crate::p1::run_all(lm, p1, &file.base_dir(), &out.join("p1"), bar)?;
+    }
+    if let Some(p2) = &file.p2 {
+        crate::p2::run_all(lm, p2, &file.base_dir(), &out.join("p2"), bar)?;
     }
     Ok(out)
 }

@@ -11,6 +11,9 @@
 pub mod experiment;
 pub mod output;
 pub mod p1;
+pub mod p2;
+mod p2_figures;
+pub mod scorer;
 mod p1_figures;
 
 pub use experiment::{run_experiment_file, ExperimentFile};

@@ -341,7 +341,7 @@ pub struct P1Report {
 }
 
 /// Runs every step and writes `out/`: JSON and CSV per step and the figures.
-pub fn run_all(lm: &LoadedModel, cfg: &P1Config, base_dir: &Path, out: &Path, bar: &dyn Fn(&str, usize) -> Box<dyn FnMut(usize, usize)>) -> Result<P1Report> {
+pub fn run_all(lm: &LoadedModel, cfg: &P1Config, base_dir: &Path, out: &Path, bar: crate::experiment::BarFactory) -> Result<P1Report> {
     let capitals = read_capitals(&base_dir.join(&cfg.data))?;
     let prompts = build_prompts(cfg, &capitals, &lm.tokenizer)?;
     let dir = ResultsDir::create(out)?;

@@ -1,0 +1,226 @@
+//! Paper P2 — "Explaining Large Language Models Decisions Using Shapley Values" (Mohammadi 2024,
+//! arXiv 2404.01332): Shapley values of prompt components on a model's choice, the share of
+//! attribution taken by components that carry no decision information ("token noise"), how it
+//! moves across paraphrased templates, and how the estimators agree.
+//!
+//! Every coalition's value is computed once by the model (exact enumeration); the sampled
+//! estimators are then run at equal budgets on that table, so their error against the exact
+//! values costs no further model evaluations.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use lantern_engine::LoadedModel;
+use lantern_shapley::{exact, interaction, kernel, permutation, Absent, Coalition, ExactOptions, FnGame, InteractionResult, KernelOptions, MemoGame, PermutationOptions, PromptGame, ShapleyResult, Template, ValueKind};
+use serde::{Deserialize, Serialize};
+
+use crate::output::{grid_csv, ResultsDir};
+use crate::scorer::EngineScorer;
+
+fn default_value() -> String {
+    "option_prob".into()
+}
+fn default_options() -> Vec<String> {
+    vec![" A".into(), " B".into()]
+}
+fn default_budgets() -> Vec<usize> {
+    vec![64, 128, 256, 512]
+}
+fn default_seeds() -> usize {
+    5
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_absent() -> String {
+    "remove".into()
+}
+
+/// The `[p2]` table of an experiment file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct P2Config {
+    /// Template files (relative to the experiment file), e.g. paraphrases of one prompt.
+    pub templates: Vec<PathBuf>,
+    /// logprob, prob, option_prob (default) or option_diff.
+    #[serde(default = "default_value")]
+    pub value: String,
+    /// For logprob/prob: the continuation scored.
+    pub target: Option<String>,
+    /// For option_prob/option_diff (default `[" A", " B"]`).
+    #[serde(default = "default_options")]
+    pub options: Vec<String>,
+    /// option_prob: which option's probability (default 0).
+    #[serde(default)]
+    pub chosen: usize,
+    /// remove (default) or filler.
+    #[serde(default = "default_absent")]
+    pub absent: String,
+    /// Players that carry no decision information (formatting, politeness, filler).
+    #[serde(default)]
+    pub noise_players: Vec<String>,
+    /// Budgets (distinct coalition evaluations) for the estimator comparison.
+    #[serde(default = "default_budgets")]
+    pub budgets: Vec<usize>,
+    /// Seeds averaged per budget (default 5).
+    #[serde(default = "default_seeds")]
+    pub seeds: usize,
+    /// Requests per forward batch (default 16).
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+impl P2Config {
+    pub fn value_kind(&self) -> Result<ValueKind> {
+        let target = || self.target.clone().context("this value function needs `target`");
+        Ok(match self.value.as_str() {
+            "logprob" => ValueKind::LogProb { target: target()? },
+            "prob" => ValueKind::Prob { target: target()? },
+            "option_prob" => ValueKind::OptionProb { options: self.options.clone(), chosen: self.chosen },
+            "option_diff" => {
+                if self.options.len() != 2 {
+                    bail!("option_diff needs exactly two options");
+                }
+                ValueKind::OptionDiff { a: self.options[0].clone(), b: self.options[1].clone() }
+            }
+            other => bail!("unknown value function `{other}` (logprob, prob, option_prob, option_diff)"),
+        })
+    }
+}
+
+/// Error of one estimator at one budget against the exact values (mean over seeds).
+#[derive(Debug, Clone, Serialize)]
+pub struct ConvergencePoint {
+    pub method: String,
+    pub budget: usize,
+    /// Mean (over seeds) of the mean absolute error over players.
+    pub mean_abs_error: f64,
+    /// Mean (over seeds) distinct evaluations actually used.
+    pub evaluations: f64,
+    /// Share of player estimates within 2 reported standard errors of the exact value.
+    pub within_2se: f64,
+}
+
+/// Everything computed for one template.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateReport {
+    pub template: String,
+    pub exact: ShapleyResult,
+    pub seconds_exact: f64,
+    pub forwards: usize,
+    /// Permutation and kernel estimates at the largest budget (first seed).
+    pub permutation: ShapleyResult,
+    pub kernel: ShapleyResult,
+    pub interaction: InteractionResult,
+    pub convergence: Vec<ConvergencePoint>,
+    /// Σ|φ| of the no-information players / Σ|φ| of all players.
+    pub noise_share: f64,
+    pub noise_players: Vec<String>,
+}
+
+/// Exact Shapley values of one template with the model, plus the estimator comparison.
+pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<TemplateReport> {
+    let template = Template::from_file(path).with_context(|| format!("template {}", path.display()))?;
+    let absent: Absent = cfg.absent.parse()?;
+    let names = template.player_names();
+    for p in &cfg.noise_players {
+        if !names.contains(p) {
+            bail!("noise player `{p}` is not a player of {} (players: {})", path.display(), names.join(", "));
+        }
+    }
+    let mut scorer = EngineScorer::new(lm);
+    scorer.batch_size = cfg.batch_size;
+    let game = PromptGame::new(template, absent, cfg.value_kind()?, scorer)?;
+    let mut memo = MemoGame::new(game, cfg.batch_size)?;
+    let start = Instant::now();
+    let opts = ExactOptions { batch_size: cfg.batch_size, ..Default::default() };
+    let exact_result = exact(&mut memo, &opts, Some(progress))?;
+    let seconds_exact = start.elapsed().as_secs_f64();
+    let interaction_result = interaction(&mut memo, &opts, None)?;
+    let n = names.len();
+    let table: Vec<f64> = (0..1u64 << n).map(|bits| memo.value(Coalition::from_bits(bits)).context("every coalition was evaluated")).collect::<Result<_>>()?;
+    let forwards = memo.into_inner().into_scorer().forwards;
+
+    let mut convergence = Vec::new();
+    let mut top = (None, None);
+    let max_budget = cfg.budgets.iter().copied().max().unwrap_or(0);
+    for method in ["permutation", "kernel"] {
+        for &budget in &cfg.budgets {
+            let (mut err, mut evals, mut within) = (0.0, 0.0, 0.0);
+            for seed in 0..cfg.seeds.max(1) as u64 {
+                let mut g = FnGame::with_names(names.clone(), |c: Coalition| table[c.bits() as usize]);
+                let r = match method {
+                    "permutation" => permutation(&mut g, &PermutationOptions { budget, seed, batch_size: cfg.batch_size }, None)?,
+                    _ => kernel(&mut g, &KernelOptions { budget, seed, batch_size: cfg.batch_size, ..Default::default() }, None)?,
+                };
+                err += mean_abs_error(&r.values, &exact_result.values);
+                evals += r.evaluations as f64;
+                within += r.values.iter().zip(&exact_result.values).zip(&r.std_errors).filter(|((v, e), se)| (*v - *e).abs() <= 2.0 * **se + 1e-12).count() as f64 / n as f64;
+                if budget == max_budget && seed == 0 {
+                    if method == "permutation" {
+                        top.0 = Some(r);
+                    } else {
+                        top.1 = Some(r);
+                    }
+                }
+            }
+            let k = cfg.seeds.max(1) as f64;
+            convergence.push(ConvergencePoint { method: method.into(), budget, mean_abs_error: err / k, evaluations: evals / k, within_2se: within / k });
+        }
+    }
+    let noise: f64 = names.iter().zip(&exact_result.values).filter(|(p, _)| cfg.noise_players.contains(p)).map(|(_, v)| v.abs()).sum();
+    let all: f64 = exact_result.values.iter().map(|v| v.abs()).sum();
+    Ok(TemplateReport {
+        template: path.display().to_string(),
+        seconds_exact,
+        forwards,
+        permutation: top.0.context("budgets must not be empty")?,
+        kernel: top.1.context("budgets must not be empty")?,
+        interaction: interaction_result,
+        convergence,
+        noise_share: if all > 0.0 { noise / all } else { 0.0 },
+        noise_players: cfg.noise_players.clone(),
+        exact: exact_result,
+    })
+}
+
+fn mean_abs_error(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len().max(1) as f64
+}
+
+/// Runs every template and writes `out/`.
+pub fn run_all(lm: &LoadedModel, cfg: &P2Config, base_dir: &Path, out: &Path, bar: crate::experiment::BarFactory) -> Result<Vec<TemplateReport>> {
+    if cfg.templates.is_empty() {
+        bail!("[p2] lists no templates");
+    }
+    let dir = ResultsDir::create(out)?;
+    let mut reports = Vec::new();
+    for t in &cfg.templates {
+        let path = base_dir.join(t);
+        let stem = t.file_stem().and_then(|s| s.to_str()).unwrap_or("template").to_string();
+        let r = analyse_template(lm, cfg, &path, &mut *bar(&format!("exact Shapley {stem}"), 0))?;
+        dir.json(&format!("shapley_{stem}.json"), &r)?;
+        let mut rows = vec![vec!["player".into(), "exact".into(), "permutation".into(), "permutation_se".into(), "kernel".into(), "kernel_se".into()]];
+        for i in 0..r.exact.players.len() {
+            rows.push(vec![
+                r.exact.players[i].clone(),
+                format!("{:.6}", r.exact.values[i]),
+                format!("{:.6}", r.permutation.values[i]),
+                format!("{:.6}", r.permutation.std_errors[i]),
+                format!("{:.6}", r.kernel.values[i]),
+                format!("{:.6}", r.kernel.std_errors[i]),
+            ]);
+        }
+        dir.csv(&format!("shapley_{stem}.csv"), &rows)?;
+        dir.csv(&format!("interaction_{stem}.csv"), &grid_csv("player", &r.interaction.players, &r.interaction.players, &r.interaction.matrix))?;
+        crate::p2_figures::template(&r, &stem, &dir)?;
+        reports.push(r);
+    }
+    let summary: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| serde_json::json!({"template": r.template, "noise_share": r.noise_share, "v_empty": r.exact.v_empty, "v_full": r.exact.v_full, "seconds_exact": r.seconds_exact, "evaluations": r.exact.evaluations}))
+        .collect();
+    dir.json("summary.json", &summary)?;
+    Ok(reports)
+}
