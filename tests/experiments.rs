@@ -141,3 +141,58 @@ fn p2_pipeline_on_a_tiny_model() {
     bad.noise_players = vec!["nobody".into()];
     assert!(lantern_experiments::p2::run_all(&lm, &bad, &out, &out, &bar).unwrap_err().to_string().contains("nobody"));
 }
+
+#[test]
+fn p3_pipeline_on_a_tiny_model() {
+    // The fixture's rotary model reads any length; its 64-token window is only a config value,
+    // too short for question + sentence with its 384-token vocabulary, so it is widened here.
+    let dir = out_dir("p3-model");
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture_dir("llama").join(f), dir.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir("llama").join("config.json")).unwrap()).unwrap();
+    config["max_position_embeddings"] = serde_json::json!(1024);
+    std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
+    let lm = lantern_engine::load_path(&dir, &quiet()).unwrap();
+    let mut cfg: lantern_experiments::p3::P3Config = toml::from_str(
+        r#"
+        data = "experiments/data/states.csv"
+        questions = "experiments/data/session_questions.txt"
+        layer = 1
+        method = "diff_means"
+        accuracy_threshold = 0.0
+        sessions = 4
+        steps = 8
+        context_turns = 1
+        max_new_tokens = 3
+        steer_state = "worry"
+        steer_steps = [2, 3]
+        check_step = 2
+        check_sessions = 2
+        bootstrap = 4
+        alpha = 0.2
+        "#,
+    )
+    .unwrap();
+    let out = out_dir("p3");
+    let bar = |_: &str, _: usize| -> Box<dyn FnMut(usize, usize)> { Box::new(|_, _| {}) };
+    let report = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar).unwrap();
+    assert_eq!(report.probe_accuracy.len(), 5, "five states besides the neutral baseline");
+    for f in ["states.json", "probe_accuracy.csv", "series.csv", "series_steered.csv", "graph.json", "graph.dot", "report.json", "graph.png", "session_0.png", "session_0_steered.png", "probe_accuracy.png"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let series = std::fs::read_to_string(out.join("series.csv")).unwrap();
+    assert_eq!(series.lines().count(), 1 + 4 * 8);
+    // Steering changes the measured states only from the first steered step on.
+    let steered = std::fs::read_to_string(out.join("series_steered.csv")).unwrap();
+    let rows = |s: &str| s.lines().skip(1).map(|l| l.split(',').skip(2).map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let (a, b) = (rows(&series), rows(&steered));
+    assert_eq!(a[0], b[0], "step 0 is before any steering");
+    assert_eq!(a[1], b[1], "step 1 is before any steering");
+    assert!(a[2].iter().zip(&b[2]).any(|(x, y)| (x - y).abs() > 1e-9), "steering at step 2 must change the states");
+    // A state below the threshold is never used silently.
+    cfg.accuracy_threshold = 1.01;
+    let e = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar).unwrap_err().to_string();
+    assert!(e.contains("threshold"), "{e}");
+}

@@ -3,6 +3,7 @@
 
 mod engine_cmds;
 mod p1_cmds;
+mod p2_cmds;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,8 @@ enum Command {
     Patch(p1_cmds::PatchArgs),
     /// Scale one head's value vectors over a grid of alphas and report answer rates (paper P1).
     Scale(p1_cmds::ScaleArgs),
+    /// Shapley values of prompt components on a model's output (paper P2).
+    Shapley(p2_cmds::ShapleyArgs),
     /// Run every step of an experiment file (TOML).
     Experiment(p1_cmds::ExperimentArgs),
 }
@@ -47,6 +50,7 @@ fn main() {
         Command::Heads(a) => p1_cmds::heads(a),
         Command::Patch(a) => p1_cmds::patch(a),
         Command::Scale(a) => p1_cmds::scale(a),
+        Command::Shapley(a) => p2_cmds::shapley(a),
         Command::Experiment(a) => p1_cmds::experiment(a),
     };
     if let Err(e) = result {

@@ -24,6 +24,7 @@ pub struct ExperimentFile {
     pub out: Option<PathBuf>,
     pub p1: Option<crate::p1::P1Config>,
     pub p2: Option<crate::p2::P2Config>,
+    pub p3: Option<crate::p3::P3Config>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -32,8 +33,8 @@ impl ExperimentFile {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
         let mut file: ExperimentFile = toml::from_str(&text).with_context(|| format!("{} is not a valid experiment file", path.display()))?;
-        if file.p1.is_none() && file.p2.is_none() {
-            bail!("{}: no step table; add [p1] or [p2]", path.display());
+        if file.p1.is_none() && file.p2.is_none() && file.p3.is_none() {
+            bail!("{}: no step table; add [p1], [p2] or [p3]", path.display());
         }
         file.path = path.to_path_buf();
         Ok(file)
@@ -58,6 +59,9 @@ pub fn run_experiment_file(file: &ExperimentFile, lm: &lantern_engine::LoadedMod
     }
     if let Some(p2) = &file.p2 {
         crate::p2::run_all(lm, p2, &file.base_dir(), &out.join("p2"), bar)?;
+    }
+    if let Some(p3) = &file.p3 {
+        crate::p3::run_all(lm, p3, &file.base_dir(), &out.join("p3"), bar)?;
     }
     Ok(out)
 }

@@ -13,6 +13,8 @@ pub mod output;
 pub mod p1;
 pub mod p2;
 mod p2_figures;
+pub mod p3;
+mod p3_figures;
 pub mod scorer;
 mod p1_figures;
 

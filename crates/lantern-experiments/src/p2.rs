@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::output::{grid_csv, ResultsDir};
 use crate::scorer::EngineScorer;
 
+/// Coalitions handed to the scorer at once.
+pub const COALITIONS_PER_CALL: usize = 1024;
+
 fn default_value() -> String {
     "option_prob".into()
 }
@@ -132,9 +135,10 @@ pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress:
     let mut scorer = EngineScorer::new(lm);
     scorer.batch_size = cfg.batch_size;
     let game = PromptGame::new(template, absent, cfg.value_kind()?, scorer)?;
-    let mut memo = MemoGame::new(game, cfg.batch_size)?;
+    // Many coalitions per call let the scorer sort them into batches with long shared prefixes.
+    let mut memo = MemoGame::new(game, COALITIONS_PER_CALL)?;
     let start = Instant::now();
-    let opts = ExactOptions { batch_size: cfg.batch_size, ..Default::default() };
+    let opts = ExactOptions { batch_size: COALITIONS_PER_CALL, ..Default::default() };
     let exact_result = exact(&mut memo, &opts, Some(progress))?;
     let seconds_exact = start.elapsed().as_secs_f64();
     let interaction_result = interaction(&mut memo, &opts, None)?;

@@ -2,9 +2,10 @@
 //!
 //! - The prompt and the continuation are tokenised separately and concatenated, so the
 //!   continuation's tokens are the same for every coalition (e.g. `" A"` is one token).
-//! - Requests are scored in batches: rows are right-padded (causal attention makes padding after a
-//!   row's last token harmless), and logits are computed only at the positions that predict
-//!   continuation tokens.
+//! - Requests become distinct contexts (options of one token share their prompt), sorted so that
+//!   neighbouring contexts share long token prefixes; each batch of contexts runs once from the
+//!   KV cache of its longest common prefix, rows right-padded (causal attention makes padding after
+//!   a row's last token harmless), with logits only where a continuation token is predicted.
 //! - The prompt prefix shared by every coalition (the text before the first player) is run once;
 //!   its keys and values are reused for every batch.
 
@@ -39,8 +40,12 @@ impl<'a> EngineScorer<'a> {
         self.lm.tokenizer.encode(text).map_err(err)
     }
 
-    fn score_chunk(&mut self, requests: &[ScoreRequest]) -> Result<Vec<f64>, ShapleyError> {
-        let mut rows = Vec::with_capacity(requests.len());
+    /// Scores every request: requests are reduced to distinct *contexts* (prompt plus all but
+    /// the last continuation token; options of one token share their prompt's context), the
+    /// contexts are sorted so that neighbours share long token prefixes, and each chunk of
+    /// `batch_size` contexts runs once from the KV cache of its longest common prefix.
+    fn score_all(&mut self, requests: &[ScoreRequest]) -> Result<Vec<f64>, ShapleyError> {
+        let mut encoded = Vec::with_capacity(requests.len());
         for r in requests {
             let prompt = self.encode(&r.prompt)?;
             let cont = self.encode(&r.continuation)?;
@@ -50,46 +55,81 @@ impl<'a> EngineScorer<'a> {
             if prompt.is_empty() {
                 return Err(err("a coalition's prompt is empty: the model needs at least one token to predict from"));
             }
-            rows.push((prompt, cont));
+            encoded.push((prompt, cont));
         }
-        // Reuse the cached prefix for the tokens every row shares with it, keeping at least the
-        // last prompt token of each row to compute.
-        let reuse = match &self.prefix {
-            Some((ids, _)) => rows.iter().map(|(p, _)| common_len(ids, p).min(p.len() - 1)).min().unwrap_or(0),
-            None => 0,
+        let mut contexts: Vec<Vec<u32>> = encoded.iter().map(|(p, c)| p.iter().chain(&c[..c.len() - 1]).copied().collect()).collect();
+        contexts.sort();
+        contexts.dedup();
+        // Log-probabilities over the vocabulary at every position of every context are not
+        // kept; only the (context, position, token) triples the requests need.
+        let mut wanted: Vec<Vec<(usize, u32)>> = vec![Vec::new(); contexts.len()];
+        let mut slots = Vec::with_capacity(encoded.len());
+        for (p, c) in &encoded {
+            let ctx: Vec<u32> = p.iter().chain(&c[..c.len() - 1]).copied().collect();
+            let row = contexts.binary_search(&ctx).expect("every context was collected");
+            let mut mine = Vec::with_capacity(c.len());
+            for (j, &tok) in c.iter().enumerate() {
+                mine.push((row, wanted[row].len()));
+                wanted[row].push((p.len() + j - 1, tok));
+            }
+            slots.push(mine);
+        }
+        let mut logps: Vec<Vec<f64>> = Vec::with_capacity(contexts.len());
+        let chunk = self.batch_size.max(1);
+        for (ci, rows) in contexts.chunks(chunk).enumerate() {
+            logps.extend(self.score_contexts(rows, &wanted[ci * chunk..ci * chunk + rows.len()])?);
+        }
+        Ok(slots.iter().map(|mine| mine.iter().map(|&(row, k)| logps[row][k]).sum()).collect())
+    }
+
+    /// Runs one chunk of contexts and returns, per context, the log-probabilities of the wanted
+    /// `(position, token)` pairs.
+    fn score_contexts(&mut self, rows: &[Vec<u32>], wanted: &[Vec<(usize, u32)>]) -> Result<Vec<Vec<f64>>, ShapleyError> {
+        let device = self.lm.model.device().clone();
+        // Every position whose prediction is wanted must be computed in this pass.
+        let shortest = wanted.iter().flat_map(|w| w.iter().map(|&(pos, _)| pos)).min().unwrap_or(0);
+        let lcp = rows.iter().skip(1).fold(shortest, |n, r| n.min(common_len(&rows[0], r)));
+        let (base_len, base) = match &self.prefix {
+            Some((ids, cache)) => {
+                let n = common_len(ids, &rows[0][..lcp]);
+                (n, Some(cache.truncated(n).map_err(err)?))
+            }
+            None => (0, None),
         };
-        let full: Vec<Vec<u32>> = rows.iter().map(|(p, c)| p.iter().chain(c).copied().collect()).collect();
-        let width = full.iter().map(Vec::len).max().unwrap_or(0) - reuse;
+        let mut cache = base.unwrap_or_else(|| self.lm.model.new_kv_cache(&[0]));
+        if lcp > base_len {
+            let ext = Tensor::new(&rows[0][base_len..lcp], &device).map_err(err)?.unsqueeze(0).map_err(err)?;
+            self.lm.model.run_cached(&ext, &mut cache, &mut Hooks::new(), Logits::None).map_err(err)?;
+            self.forwards += 1;
+            self.tokens += lcp - base_len;
+        }
         let b = rows.len();
+        let mut cache = cache.expand(b).map_err(err)?;
+        let width = rows.iter().map(Vec::len).max().unwrap_or(0) - lcp;
         let mut ids = vec![0u32; b * width];
-        for (i, f) in full.iter().enumerate() {
-            ids[i * width..i * width + f.len() - reuse].copy_from_slice(&f[reuse..]);
+        for (i, r) in rows.iter().enumerate() {
+            ids[i * width..i * width + r.len() - lcp].copy_from_slice(&r[lcp..]);
         }
-        let device = self.lm.model.device();
-        let ids = Tensor::from_vec(ids, (b, width), device).map_err(err)?;
-        let mut cache = match &self.prefix {
-            Some((_, cache)) if reuse > 0 => truncate(cache, reuse)?.expand(b).map_err(err)?,
-            _ => self.lm.model.new_kv_cache(&vec![0; b]),
-        };
+        let ids = Tensor::from_vec(ids, (b, width), &device).map_err(err)?;
+        // Right padding is harmless: attention is causal, and padded positions are never read.
         let out = self.lm.model.run_cached(&ids, &mut cache, &mut Hooks::new(), Logits::None).map_err(err)?;
         self.forwards += 1;
         self.tokens += b * width;
-        // Gather the residual vectors that predict each continuation token.
         let mut picks = Vec::new();
         let mut targets = Vec::new();
-        for (i, (p, c)) in rows.iter().enumerate() {
-            for (j, &tok) in c.iter().enumerate() {
-                picks.push((i * width + p.len() + j - 1 - reuse) as u32);
+        for (i, w) in wanted.iter().enumerate() {
+            for &(pos, tok) in w {
+                picks.push((i * width + pos - lcp) as u32);
                 targets.push(tok);
             }
         }
         let m = self.lm.model.config().d_model;
         let resid = out.resid_final.reshape((b * width, m)).map_err(err)?;
-        let picked = resid.index_select(&Tensor::new(picks.as_slice(), device).map_err(err)?, 0).map_err(err)?;
+        let picked = resid.index_select(&Tensor::new(picks.as_slice(), &device).map_err(err)?, 0).map_err(err)?;
         let logits = self.lm.model.unembed(&picked).map_err(err)?.to_dtype(DType::F32).map_err(err)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
         let chosen = logp
-            .gather(&Tensor::new(targets.as_slice(), device).map_err(err)?.unsqueeze(1).map_err(err)?, 1)
+            .gather(&Tensor::new(targets.as_slice(), &device).map_err(err)?.unsqueeze(1).map_err(err)?, 1)
             .map_err(err)?
             .squeeze(1)
             .map_err(err)?
@@ -97,9 +137,9 @@ impl<'a> EngineScorer<'a> {
             .map_err(err)?;
         let mut out = Vec::with_capacity(b);
         let mut k = 0;
-        for (_, c) in &rows {
-            out.push(chosen[k..k + c.len()].iter().map(|&v| f64::from(v)).sum());
-            k += c.len();
+        for w in wanted {
+            out.push(chosen[k..k + w.len()].iter().map(|&v| f64::from(v)).collect());
+            k += w.len();
         }
         Ok(out)
     }
@@ -109,18 +149,9 @@ fn common_len(a: &[u32], b: &[u32]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// The first `len` positions of a one-row cache.
-fn truncate(cache: &KvCache, len: usize) -> Result<KvCache, ShapleyError> {
-    cache.truncated(len).map_err(err)
-}
-
 impl LanguageModelScorer for EngineScorer<'_> {
     fn continuation_logprobs(&mut self, requests: &[ScoreRequest]) -> Result<Vec<f64>, ShapleyError> {
-        let mut out = Vec::with_capacity(requests.len());
-        for chunk in requests.chunks(self.batch_size.max(1)) {
-            out.extend(self.score_chunk(chunk)?);
-        }
-        Ok(out)
+        self.score_all(requests)
     }
 
     fn n_continuation_tokens(&mut self, _prompt: &str, continuation: &str) -> Result<usize, ShapleyError> {

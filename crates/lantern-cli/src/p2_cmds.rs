@@ -1,0 +1,122 @@
+//! shapley (paper P2).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use lantern_experiments::output::ResultsDir;
+use lantern_experiments::scorer::EngineScorer;
+use lantern_shapley::{run_with_options, Absent, LanguageModelScorer, Method, OpenAiScorer, PromptGame, RunOptions, Template, ValueKind};
+
+use crate::util::{print_json, progress, ModelArgs};
+
+#[derive(Args)]
+pub struct ShapleyArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt template with players marked `{{name: text}}`.
+    #[arg(long)]
+    pub template: PathBuf,
+    /// Continuation scored (logprob, prob), e.g. " A".
+    #[arg(long)]
+    pub target: Option<String>,
+    /// logprob (default), prob, option_prob, option_diff.
+    #[arg(long, default_value = "logprob")]
+    pub value: String,
+    /// An option for option_prob/option_diff (repeat: --option " A" --option " B").
+    #[arg(long = "option")]
+    pub options: Vec<String>,
+    /// option_prob: index of the chosen option.
+    #[arg(long, default_value_t = 0)]
+    pub chosen: usize,
+    /// exact, permutation or kernel.
+    #[arg(long, default_value = "exact")]
+    pub method: String,
+    /// Distinct coalition evaluations for permutation/kernel.
+    #[arg(long, default_value_t = 500)]
+    pub budget: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// remove (default) or filler.
+    #[arg(long, default_value = "remove")]
+    pub absent: String,
+    /// Requests per forward batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Score with an OpenAI-compatible completions server (e.g. llama.cpp, vLLM) instead of a local model.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Model name sent to the server.
+    #[arg(long)]
+    pub server_model: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub fn shapley(a: ShapleyArgs) -> Result<()> {
+    let template = Template::from_file(&a.template)?;
+    let method: Method = a.method.parse()?;
+    let absent: Absent = a.absent.parse()?;
+    let value = match a.value.as_str() {
+        "logprob" => ValueKind::LogProb { target: a.target.clone().context("--target is required for --value logprob")? },
+        "prob" => ValueKind::Prob { target: a.target.clone().context("--target is required for --value prob")? },
+        "option_prob" => ValueKind::OptionProb { options: a.options.clone(), chosen: a.chosen },
+        "option_diff" => {
+            anyhow::ensure!(a.options.len() == 2, "--value option_diff needs exactly two --option");
+            ValueKind::OptionDiff { a: a.options[0].clone(), b: a.options[1].clone() }
+        }
+        other => anyhow::bail!("unknown --value `{other}` (logprob, prob, option_prob, option_diff)"),
+    };
+    let opts = RunOptions { budget: a.budget, seed: a.seed, batch_size: lantern_experiments::p2::COALITIONS_PER_CALL, ..Default::default() };
+    let total = match method {
+        Method::Exact => 1usize << template.n_players().min(20),
+        _ => a.budget,
+    };
+    let pb = progress(a.model.quiet, total, "evaluations");
+    let mut tick = |done: usize, total: usize| {
+        pb.set_length(total as u64);
+        pb.set_position(done as u64);
+    };
+    let start = std::time::Instant::now();
+    let result = match &a.server {
+        Some(url) => {
+            let mut scorer = OpenAiScorer::new(url.clone());
+            if let Some(m) = &a.server_model {
+                scorer = scorer.with_model(m.clone());
+            }
+            run(template, absent, value, scorer, method, &opts, &mut tick)?
+        }
+        None => {
+            let lm = a.model.load()?;
+            let mut scorer = EngineScorer::new(&lm);
+            scorer.batch_size = a.batch_size;
+            run(template, absent, value, scorer, method, &opts, &mut tick)?
+        }
+    };
+    pb.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(out) = &a.out {
+        let dir = ResultsDir::create(out)?;
+        dir.json("shapley.json", &result)?;
+        let bars = lantern_plot::BarOptions::new(lantern_plot::PlotOptions::new(format!("Shapley values ({}, {} evaluations)", result.method, result.evaluations)).x_label("component").y_label("Shapley value").size(1000, 650));
+        lantern_plot::bar_chart(&result.players, &result.values, Some(&result.std_errors), &bars, dir.path("shapley"))?;
+        let steps: Vec<(String, f64)> = result.players.iter().cloned().zip(result.values.iter().copied()).collect();
+        let wf = lantern_plot::WaterfallOptions::new(lantern_plot::PlotOptions::new("From v(none) to v(all)").x_label("component").y_label("value").size(1000, 650));
+        lantern_plot::waterfall("v(none)", result.v_empty, &steps, "v(all)", &wf, dir.path("waterfall"))?;
+    }
+    if a.json {
+        return print_json(&result);
+    }
+    println!("{} Shapley values, {} evaluations in {seconds:.1} s; v(none) = {:.4}, v(all) = {:.4}", result.method, result.evaluations, result.v_empty, result.v_full);
+    for i in 0..result.players.len() {
+        println!("  {:<16} {:+.4} ± {:.4}", result.players[i], result.values[i], result.std_errors[i]);
+    }
+    Ok(())
+}
+
+fn run<S: LanguageModelScorer>(template: Template, absent: Absent, value: ValueKind, scorer: S, method: Method, opts: &RunOptions, tick: &mut dyn FnMut(usize, usize)) -> Result<lantern_shapley::ShapleyResult> {
+    let mut game = PromptGame::new(template, absent, value, scorer)?;
+    Ok(run_with_options(method, &mut game, opts, Some(tick))?)
+}
