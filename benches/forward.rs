@@ -11,21 +11,40 @@ use rand::{Rng, SeedableRng};
 
 fn forward(c: &mut Criterion) {
     let path = lantern_engine::default_model_path().expect("run scripts/fetch-model.sh first");
-    let lm = load_path(&path, &LoadOptions { progress: false, ..Default::default() }).expect("model loads");
+    let lm = load_path(
+        &path,
+        &LoadOptions {
+            progress: false,
+            ..Default::default()
+        },
+    )
+    .expect("model loads");
     let cfg = lm.model.config().clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let mut group = c.benchmark_group("smollm2_forward_16_tokens");
     group.sample_size(10);
     for batch_size in [1usize, 16] {
-        let rows: Vec<Vec<u32>> = (0..batch_size).map(|_| (0..16).map(|_| rng.random_range(0..cfg.vocab_size as u32)).collect()).collect();
+        let rows: Vec<Vec<u32>> = (0..batch_size)
+            .map(|_| {
+                (0..16)
+                    .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+                    .collect()
+            })
+            .collect();
         let batch = Batch::from_ids(rows).expect("batch");
         group.bench_function(format!("batch{batch_size}/no_hooks"), |b| {
-            b.iter(|| lm.model.run_with(&batch, &mut Hooks::new(), Logits::All).expect("forward"))
+            b.iter(|| {
+                lm.model
+                    .run_with(&batch, &mut Hooks::new(), Logits::All)
+                    .expect("forward")
+            })
         });
         group.bench_function(format!("batch{batch_size}/cache_all"), |b| {
             b.iter(|| {
                 let mut h = Hooks::new().capture_all(hooks::all_points(&cfg));
-                lm.model.run_with(&batch, &mut h, Logits::All).expect("forward");
+                lm.model
+                    .run_with(&batch, &mut h, Logits::All)
+                    .expect("forward");
                 h.cache.len()
             })
         });

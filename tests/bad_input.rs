@@ -77,19 +77,26 @@ fn truncated_and_corrupt_gguf() {
 fn config_that_does_not_match_the_weights_names_the_tensor_and_shapes() {
     let dir = copy_fixture("gpt2", "mismatch");
     let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     let n_embd = cfg["n_embd"].as_u64().unwrap();
     cfg["n_embd"] = serde_json::json!(n_embd * 2);
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     let e = err_of(load_path(&dir, &quiet()).map(|_| ()));
-    assert!(e.contains("wte.weight") && e.contains(&format!("{}", n_embd * 2)) && e.contains(&format!("{n_embd}")), "{e}");
+    assert!(
+        e.contains("wte.weight")
+            && e.contains(&format!("{}", n_embd * 2))
+            && e.contains(&format!("{n_embd}")),
+        "{e}"
+    );
 }
 
 #[test]
 fn unknown_architecture() {
     let dir = copy_fixture("gpt2", "unknown-arch");
     let cfg_path = dir.join("config.json");
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
     cfg["model_type"] = serde_json::json!("mamba");
     std::fs::write(&cfg_path, cfg.to_string()).unwrap();
     let e = err_of(load_path(&dir, &quiet()).map(|_| ()));
@@ -103,9 +110,19 @@ fn empty_and_over_long_prompts() {
     let max = lm.model.config().max_positions;
     let long = Batch::from_ids(vec![vec![1; max + 1]]).unwrap();
     let e = err_of(lm.model.run(&long, &mut Hooks::new()));
-    assert!(e.contains(&format!("{}", max + 1)) && e.contains(&format!("{max}")), "{e}");
-    let gen = GenerateConfig { max_new_tokens: max, ..Default::default() };
-    assert!(err_of(lm.model.generate(&lm.tokenizer, "Hello", &gen, &mut Hooks::new())).contains("context window"));
+    assert!(
+        e.contains(&format!("{}", max + 1)) && e.contains(&format!("{max}")),
+        "{e}"
+    );
+    let gen = GenerateConfig {
+        max_new_tokens: max,
+        ..Default::default()
+    };
+    assert!(err_of(
+        lm.model
+            .generate(&lm.tokenizer, "Hello", &gen, &mut Hooks::new())
+    )
+    .contains("context window"));
 }
 
 #[test]
@@ -113,26 +130,56 @@ fn hook_names_layers_heads_positions() {
     let lm = load_fixture("llama");
     let cfg = lm.model.config().clone();
     let e = err_of(HookPoint::parse_for("blocks.0.attn.hook_zz", &cfg));
-    assert!(e.contains("did you mean") && e.contains("blocks.0.attn.hook_z"), "{e}");
+    assert!(
+        e.contains("did you mean") && e.contains("blocks.0.attn.hook_z"),
+        "{e}"
+    );
     let e = err_of(HookPoint::parse_for("blocks.7.hook_resid_pre", &cfg));
-    assert!(e.contains("layer 7") && e.contains(&format!("{} layers", cfg.n_layers)), "{e}");
+    assert!(
+        e.contains("layer 7") && e.contains(&format!("{} layers", cfg.n_layers)),
+        "{e}"
+    );
     let e = err_of(hooks::resolve("blocks.*.hook_nothing", &cfg));
     assert!(e.contains("matches no hook point"), "{e}");
     let batch = Batch::from_prompts(&lm.tokenizer, &["Hello there"]).unwrap();
     let z = HookPoint::attn(0, HookKind::AttnZ);
-    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().heads([cfg.n_heads]))));
-    assert!(e.contains("head") && e.contains(&format!("{}", cfg.n_heads)), "{e}");
-    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().positions([99]))));
+    let e = err_of(lm.model.run(
+        &batch,
+        &mut Hooks::new().intervene(z, Intervention::zero().heads([cfg.n_heads])),
+    ));
+    assert!(
+        e.contains("head") && e.contains(&format!("{}", cfg.n_heads)),
+        "{e}"
+    );
+    let e = err_of(lm.model.run(
+        &batch,
+        &mut Hooks::new().intervene(z, Intervention::zero().positions([99])),
+    ));
     assert!(e.contains("position 99"), "{e}");
-    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().rows([3]))));
+    let e = err_of(lm.model.run(
+        &batch,
+        &mut Hooks::new().intervene(z, Intervention::zero().rows([3])),
+    ));
     assert!(e.contains("batch row 3"), "{e}");
     let e = err_of(lm.model.scale_head_values(0, cfg.n_heads, 2.0, false));
     assert!(e.contains("head"), "{e}");
-    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::add(Tensor::ones(7, DType::F32, &Device::Cpu).unwrap()))));
+    let e = err_of(lm.model.run(
+        &batch,
+        &mut Hooks::new().intervene(
+            z,
+            Intervention::add(Tensor::ones(7, DType::F32, &Device::Cpu).unwrap()),
+        ),
+    ));
     assert!(e.contains("broadcast"), "{e}");
-    let e = err_of(spec::parse_intervention("scale blocks.0.attn.hook_v head=1", &lm.model));
+    let e = err_of(spec::parse_intervention(
+        "scale blocks.0.attn.hook_v head=1",
+        &lm.model,
+    ));
     assert!(e.contains("alpha"), "{e}");
-    let e = err_of(spec::parse_intervention("scale blocks.0.attn.hook_v head=9 alpha=2", &lm.model));
+    let e = err_of(spec::parse_intervention(
+        "scale blocks.0.attn.hook_v head=9 alpha=2",
+        &lm.model,
+    ));
     assert!(e.contains("KV head 9"), "{e}");
 }
 

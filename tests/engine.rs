@@ -9,7 +9,11 @@ use lantern_engine::*;
 const TOL: f32 = 1e-5;
 
 fn prompts() -> [&'static str; 3] {
-    ["The quick brown fox jumps over the lazy dog", "Hello there", "A small test of padding and masks"]
+    [
+        "The quick brown fox jumps over the lazy dog",
+        "Hello there",
+        "A small test of padding and masks",
+    ]
 }
 
 #[test]
@@ -17,15 +21,37 @@ fn padded_rows_equal_their_unpadded_runs() {
     for arch in ["gpt2", "gpt_neox", "llama", "qwen2"] {
         let lm = load_fixture(arch);
         let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
-        assert!(batch.pad_left.iter().any(|&p| p > 0), "the prompts must need padding");
-        let out = lm.model.run(&batch, &mut Hooks::new()).unwrap().logits.unwrap();
+        assert!(
+            batch.pad_left.iter().any(|&p| p > 0),
+            "the prompts must need padding"
+        );
+        let out = lm
+            .model
+            .run(&batch, &mut Hooks::new())
+            .unwrap()
+            .logits
+            .unwrap();
         for (i, p) in prompts().iter().enumerate() {
             let single = Batch::from_prompts(&lm.tokenizer, &[*p]).unwrap();
-            let alone = lm.model.run(&single, &mut Hooks::new()).unwrap().logits.unwrap();
+            let alone = lm
+                .model
+                .run(&single, &mut Hooks::new())
+                .unwrap()
+                .logits
+                .unwrap();
             let n = single.seq_len();
-            let padded_row = out.get(i).unwrap().narrow(0, batch.pad_left[i], n).unwrap().unsqueeze(0).unwrap();
+            let padded_row = out
+                .get(i)
+                .unwrap()
+                .narrow(0, batch.pad_left[i], n)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
             let d = max_abs_diff(&padded_row, &alone);
-            assert!(d <= TOL, "{arch}: row {i} differs from its unpadded run by {d}");
+            assert!(
+                d <= TOL,
+                "{arch}: row {i} differs from its unpadded run by {d}"
+            );
         }
     }
 }
@@ -34,27 +60,57 @@ fn padded_rows_equal_their_unpadded_runs() {
 fn kv_cache_generation_equals_full_recomputation() {
     for arch in ["gpt2", "gpt_neox", "llama"] {
         let lm = load_fixture(arch);
-        let cfg = GenerateConfig { max_new_tokens: 8, stop_at_eos: false, ..Default::default() };
-        let gen = lm.model.generate(&lm.tokenizer, "Hello there", &cfg, &mut Hooks::new()).unwrap();
+        let cfg = GenerateConfig {
+            max_new_tokens: 8,
+            stop_at_eos: false,
+            ..Default::default()
+        };
+        let gen = lm
+            .model
+            .generate(&lm.tokenizer, "Hello there", &cfg, &mut Hooks::new())
+            .unwrap();
         assert_eq!(gen.new_ids.len(), 8);
         // Recompute greedily without a cache: one full forward per token.
         let mut ids = gen.prompt_ids.clone();
         for &expected in &gen.new_ids {
             let batch = Batch::from_ids(vec![ids.clone()]).unwrap();
-            let logits = lm.model.run_with(&batch, &mut Hooks::new(), Logits::Last).unwrap().last_logits().unwrap();
+            let logits = lm
+                .model
+                .run_with(&batch, &mut Hooks::new(), Logits::Last)
+                .unwrap()
+                .last_logits()
+                .unwrap();
             let next = generate::argmax(&logits.to_vec2::<f32>().unwrap()[0]);
             assert_eq!(next, expected, "{arch}: cached and full decoding disagree");
             ids.push(next);
         }
         // And the cached logits themselves match the full pass.
         let mut cache = lm.model.new_kv_cache(&[0]);
-        let prompt = Tensor::new(&gen.prompt_ids[..], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        lm.model.run_cached(&prompt, &mut cache, &mut Hooks::new(), Logits::Last).unwrap();
-        let step = Tensor::new(&gen.new_ids[..3], &Device::Cpu).unwrap().unsqueeze(0).unwrap();
-        let cached = lm.model.run_cached(&step, &mut cache, &mut Hooks::new(), Logits::All).unwrap().logits.unwrap();
+        let prompt = Tensor::new(&gen.prompt_ids[..], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        lm.model
+            .run_cached(&prompt, &mut cache, &mut Hooks::new(), Logits::Last)
+            .unwrap();
+        let step = Tensor::new(&gen.new_ids[..3], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let cached = lm
+            .model
+            .run_cached(&step, &mut cache, &mut Hooks::new(), Logits::All)
+            .unwrap()
+            .logits
+            .unwrap();
         let mut all = gen.prompt_ids.clone();
         all.extend(&gen.new_ids[..3]);
-        let full = lm.model.run(&Batch::from_ids(vec![all]).unwrap(), &mut Hooks::new()).unwrap().logits.unwrap();
+        let full = lm
+            .model
+            .run(&Batch::from_ids(vec![all]).unwrap(), &mut Hooks::new())
+            .unwrap()
+            .logits
+            .unwrap();
         let n = gen.prompt_ids.len();
         let d = max_abs_diff(&cached, &full.narrow(1, n, 3).unwrap());
         assert!(d <= 1e-4, "{arch}: cached logits differ by {d}");
@@ -67,7 +123,12 @@ fn identity_interventions_change_nothing() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let cfg = lm.model.config().clone();
     let mut clean_hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
-    let clean = lm.model.run(&batch, &mut clean_hooks).unwrap().logits.unwrap();
+    let clean = lm
+        .model
+        .run(&batch, &mut clean_hooks)
+        .unwrap()
+        .logits
+        .unwrap();
     // alpha = 1 at every point that can be scaled.
     let mut hooks = Hooks::new();
     for p in hooks::all_points(&cfg) {
@@ -93,14 +154,32 @@ fn zero_ablating_a_head_changes_its_z_only() {
     let z = HookPoint::attn(1, HookKind::AttnZ);
     let mut base = Hooks::new().capture(z);
     lm.model.run(&batch, &mut base).unwrap();
-    let mut ablated = Hooks::new().intervene(z, Intervention::zero().heads([2])).capture(z);
+    let mut ablated = Hooks::new()
+        .intervene(z, Intervention::zero().heads([2]))
+        .capture(z);
     lm.model.run(&batch, &mut ablated).unwrap();
-    let (a, b) = (base.cache.require(z).unwrap(), ablated.cache.require(z).unwrap());
+    let (a, b) = (
+        base.cache.require(z).unwrap(),
+        ablated.cache.require(z).unwrap(),
+    );
     let h = lm.model.config().n_heads;
     for head in 0..h {
-        let d = max_abs_diff(&a.narrow(2, head, 1).unwrap(), &b.narrow(2, head, 1).unwrap());
+        let d = max_abs_diff(
+            &a.narrow(2, head, 1).unwrap(),
+            &b.narrow(2, head, 1).unwrap(),
+        );
         if head == 2 {
-            let zero = b.narrow(2, 2, 1).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            let zero = b
+                .narrow(2, 2, 1)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .max(0)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert_eq!(zero, 0.0);
             assert!(d > 1e-3, "ablating head 2 must change its z");
         } else {
@@ -114,9 +193,22 @@ fn selections_restrict_rows_and_positions() {
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let p = HookPoint::resid_post(0);
-    let mut hooks = Hooks::new().intervene(p, Intervention::zero().rows([1]).positions([4])).capture(p);
+    let mut hooks = Hooks::new()
+        .intervene(p, Intervention::zero().rows([1]).positions([4]))
+        .capture(p);
     lm.model.run(&batch, &mut hooks).unwrap();
-    let r = hooks.cache.require(p).unwrap().abs().unwrap().sum_keepdim(2).unwrap().squeeze(2).unwrap().to_vec2::<f32>().unwrap();
+    let r = hooks
+        .cache
+        .require(p)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .sum_keepdim(2)
+        .unwrap()
+        .squeeze(2)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
     for (b, row) in r.iter().enumerate() {
         for (t, v) in row.iter().enumerate() {
             assert_eq!(*v == 0.0, b == 1 && t == 4, "row {b} position {t}");
@@ -140,7 +232,10 @@ fn value_scaling_conventions() {
     assert!(max_abs_diff(&zero_scaled, &ablated) <= TOL);
     let (p, iv) = lm.model.scale_head_values(1, 3, 0.0, false).unwrap();
     let bias_kept = run(&mut Hooks::new().intervene(p, iv));
-    assert!(max_abs_diff(&bias_kept, &ablated) > 1e-4, "keeping b_V must differ from zeroing v");
+    assert!(
+        max_abs_diff(&bias_kept, &ablated) > 1e-4,
+        "keeping b_V must differ from zeroing v"
+    );
 }
 
 #[test]
@@ -160,7 +255,15 @@ fn gqa_value_scaling_matches_scaling_the_repeated_values() {
     }
     let via_z = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
     let v = HookPoint::attn(0, HookKind::AttnV);
-    let via_v = lm.model.run(&batch, &mut Hooks::new().intervene(v, Intervention::scale(2.5).heads([0]))).unwrap().logits.unwrap();
+    let via_v = lm
+        .model
+        .run(
+            &batch,
+            &mut Hooks::new().intervene(v, Intervention::scale(2.5).heads([0])),
+        )
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&via_z, &via_v) <= 1e-4);
 }
 
@@ -172,7 +275,18 @@ fn resuming_from_a_layer_equals_the_full_run() {
         let p = HookPoint::resid_pre(1);
         let mut hooks = Hooks::new().capture(p);
         let full = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
-        let resumed = lm.model.run_from(1, hooks.cache.require(p).unwrap(), &batch, &mut Hooks::new(), Logits::All).unwrap().logits.unwrap();
+        let resumed = lm
+            .model
+            .run_from(
+                1,
+                hooks.cache.require(p).unwrap(),
+                &batch,
+                &mut Hooks::new(),
+                Logits::All,
+            )
+            .unwrap()
+            .logits
+            .unwrap();
         assert!(max_abs_diff(&full, &resumed) <= TOL, "{arch}");
     }
 }
@@ -181,17 +295,33 @@ fn resuming_from_a_layer_equals_the_full_run() {
 fn hook_result_sums_to_attn_out() {
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
-    let (res, out) = (HookPoint::attn(1, HookKind::AttnResult), HookPoint::block(1, HookKind::AttnOut));
+    let (res, out) = (
+        HookPoint::attn(1, HookKind::AttnResult),
+        HookPoint::block(1, HookKind::AttnOut),
+    );
     let mut plain = Hooks::new().capture(out);
     let logits = lm.model.run(&batch, &mut plain).unwrap().logits.unwrap();
     let mut with_result = Hooks::new().capture(res).capture(out);
-    let logits2 = lm.model.run(&batch, &mut with_result).unwrap().logits.unwrap();
+    let logits2 = lm
+        .model
+        .run(&batch, &mut with_result)
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&logits, &logits2) <= TOL);
     let r = with_result.cache.require(res).unwrap();
     let b_o = lm.model.weights().blocks[1].attn.o.b.clone().unwrap();
     let summed = r.sum(2).unwrap().broadcast_add(&b_o).unwrap();
     assert!(max_abs_diff(&summed, plain.cache.require(out).unwrap()) <= TOL);
-    assert_eq!(r.dims(), &[3, batch.seq_len(), lm.model.config().n_heads, lm.model.config().d_model]);
+    assert_eq!(
+        r.dims(),
+        &[
+            3,
+            batch.seq_len(),
+            lm.model.config().n_heads,
+            lm.model.config().d_model
+        ]
+    );
 }
 
 #[test]
@@ -201,7 +331,14 @@ fn hook_shapes_follow_the_table() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let mut hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
     lm.model.run(&batch, &mut hooks).unwrap();
-    let (b, t, m, h, g, d) = (3, batch.seq_len(), cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
+    let (b, t, m, h, g, d) = (
+        3,
+        batch.seq_len(),
+        cfg.d_model,
+        cfg.n_heads,
+        cfg.n_kv_heads,
+        cfg.d_head,
+    );
     let shape = |name: &str| hooks.cache.get_name(name).unwrap().dims().to_vec();
     assert_eq!(shape("hook_embed"), [b, t, m]);
     assert_eq!(shape("blocks.0.ln1.hook_scale"), [b, t, 1]);
@@ -220,14 +357,22 @@ fn hook_shapes_follow_the_table() {
 fn cache_exports_to_safetensors_and_npy() {
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &["Hello there"]).unwrap();
-    let mut hooks = Hooks::new().capture_pattern(lm.model.config(), "blocks.*.hook_resid_post").unwrap();
+    let mut hooks = Hooks::new()
+        .capture_pattern(lm.model.config(), "blocks.*.hook_resid_post")
+        .unwrap();
     lm.model.run(&batch, &mut hooks).unwrap();
     let dir = tempdir();
     let st = dir.join("cache.safetensors");
     hooks.cache.save_safetensors(&st).unwrap();
     let back = candle_core::safetensors::load(&st, &Device::Cpu).unwrap();
     assert_eq!(back.len(), 2);
-    assert_eq!(max_abs_diff(&back["blocks.1.hook_resid_post"], hooks.cache.get_name("blocks.1.hook_resid_post").unwrap()), 0.0);
+    assert_eq!(
+        max_abs_diff(
+            &back["blocks.1.hook_resid_post"],
+            hooks.cache.get_name("blocks.1.hook_resid_post").unwrap()
+        ),
+        0.0
+    );
     let npy = dir.join("npy");
     hooks.cache.save_npy_dir(&npy).unwrap();
     let bytes = std::fs::read(npy.join("blocks.0.hook_resid_post.npy")).unwrap();
@@ -235,9 +380,22 @@ fn cache_exports_to_safetensors_and_npy() {
     let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     assert_eq!((10 + header_len) % 64, 0);
     let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
-    assert!(header.contains(&format!("'shape': (1, {}, {})", batch.seq_len(), lm.model.config().d_model)), "{header}");
-    assert_eq!(bytes.len(), 10 + header_len + 4 * batch.seq_len() * lm.model.config().d_model);
-    assert!(hooks.cache.save_npy_dir(&npy).is_err(), "an existing folder is refused");
+    assert!(
+        header.contains(&format!(
+            "'shape': (1, {}, {})",
+            batch.seq_len(),
+            lm.model.config().d_model
+        )),
+        "{header}"
+    );
+    assert_eq!(
+        bytes.len(),
+        10 + header_len + 4 * batch.seq_len() * lm.model.config().d_model
+    );
+    assert!(
+        hooks.cache.save_npy_dir(&npy).is_err(),
+        "an existing folder is refused"
+    );
 }
 
 #[test]
@@ -245,34 +403,76 @@ fn sampling_is_seeded() {
     let lm = load_fixture("llama");
     let cfg = |seed| GenerateConfig {
         max_new_tokens: 12,
-        sampling: Sampling::Sample { temperature: 1.5, top_k: Some(50), top_p: Some(0.95), seed },
+        sampling: Sampling::Sample {
+            temperature: 1.5,
+            top_k: Some(50),
+            top_p: Some(0.95),
+            seed,
+        },
         stop_at_eos: false,
         ..Default::default()
     };
-    let a = lm.model.generate(&lm.tokenizer, "Hello", &cfg(7), &mut Hooks::new()).unwrap();
-    let b = lm.model.generate(&lm.tokenizer, "Hello", &cfg(7), &mut Hooks::new()).unwrap();
-    let c = lm.model.generate(&lm.tokenizer, "Hello", &cfg(8), &mut Hooks::new()).unwrap();
+    let a = lm
+        .model
+        .generate(&lm.tokenizer, "Hello", &cfg(7), &mut Hooks::new())
+        .unwrap();
+    let b = lm
+        .model
+        .generate(&lm.tokenizer, "Hello", &cfg(7), &mut Hooks::new())
+        .unwrap();
+    let c = lm
+        .model
+        .generate(&lm.tokenizer, "Hello", &cfg(8), &mut Hooks::new())
+        .unwrap();
     assert_eq!(a.new_ids, b.new_ids);
-    assert_ne!(a.new_ids, c.new_ids, "different seeds should differ on a random model");
+    assert_ne!(
+        a.new_ids, c.new_ids,
+        "different seeds should differ on a random model"
+    );
 }
 
 #[test]
 fn steering_is_active_at_every_generation_step() {
     let lm = load_fixture("llama");
-    let cfg = GenerateConfig { max_new_tokens: 6, stop_at_eos: false, capture_steps: true, ..Default::default() };
+    let cfg = GenerateConfig {
+        max_new_tokens: 6,
+        stop_at_eos: false,
+        capture_steps: true,
+        ..Default::default()
+    };
     let p = HookPoint::resid_post(0);
     let v = Tensor::ones(lm.model.config().d_model, DType::F32, &Device::Cpu).unwrap();
-    let mut hooks = Hooks::new().intervene(p, Intervention::add((v * 5.0).unwrap())).capture(p);
-    let steered = lm.model.generate(&lm.tokenizer, "Hello", &cfg, &mut Hooks::new().intervene(p, Intervention::scale(1.0))).unwrap();
-    let gen = lm.model.generate_batch(&lm.tokenizer, &["Hello"], &cfg, &mut hooks).unwrap();
+    let mut hooks = Hooks::new()
+        .intervene(p, Intervention::add((v * 5.0).unwrap()))
+        .capture(p);
+    let steered = lm
+        .model
+        .generate(
+            &lm.tokenizer,
+            "Hello",
+            &cfg,
+            &mut Hooks::new().intervene(p, Intervention::scale(1.0)),
+        )
+        .unwrap();
+    let gen = lm
+        .model
+        .generate_batch(&lm.tokenizer, &["Hello"], &cfg, &mut hooks)
+        .unwrap();
     assert_eq!(gen.step_caches.len(), 6);
-    assert_ne!(steered.new_ids, gen.rows[0].new_ids, "a large steering vector must change the output");
+    assert_ne!(
+        steered.new_ids, gen.rows[0].new_ids,
+        "a large steering vector must change the output"
+    );
     // Each step's capture has the new position only (after the prompt).
     assert_eq!(gen.step_caches[1].require(p).unwrap().dim(1).unwrap(), 1);
 }
 
 fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lantern-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "lantern-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir

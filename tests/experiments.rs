@@ -38,36 +38,70 @@ fn p1_pipeline_writes_every_result_and_figure() {
             assert!((p.in_context + p.memorized + p.other - 1.0).abs() < 1e-9);
         }
         // alpha = 1 is the unscaled model: its continuations equal the baseline's.
-        assert_eq!(s.points[1].continuations, report.baseline.with_context.continuations);
+        assert_eq!(
+            s.points[1].continuations,
+            report.baseline.with_context.continuations
+        );
     }
-    for f in ["prompts.json", "baseline.json", "heads.json", "heads.csv", "patching.json", "patching_resid_pre.csv", "alpha_sweep.csv", "report.json"] {
+    for f in [
+        "prompts.json",
+        "baseline.json",
+        "heads.json",
+        "heads.csv",
+        "patching.json",
+        "patching_resid_pre.csv",
+        "alpha_sweep.csv",
+        "report.json",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
-    for fig in ["heads_dla", "patching_resid_pre", "patching_heads", "alpha_sweep", "baseline"] {
+    for fig in [
+        "heads_dla",
+        "patching_resid_pre",
+        "patching_heads",
+        "alpha_sweep",
+        "baseline",
+    ] {
         for ext in ["svg", "png"] {
             let path = out.join(format!("{fig}.{ext}"));
-            assert!(std::fs::metadata(&path).map(|m| m.len() > 1000).unwrap_or(false), "{} missing or empty", path.display());
+            assert!(
+                std::fs::metadata(&path)
+                    .map(|m| m.len() > 1000)
+                    .unwrap_or(false),
+                "{} missing or empty",
+                path.display()
+            );
         }
     }
     // Same seed, same prompts.
     let caps = p1::read_capitals(&repo_root().join("experiments/data/capitals.csv")).unwrap();
     let a = p1::build_prompts(&cfg, &caps, &lm.tokenizer).unwrap();
     let b = p1::build_prompts(&cfg, &caps, &lm.tokenizer).unwrap();
-    assert_eq!(a.iter().map(|p| &p.prompt).collect::<Vec<_>>(), b.iter().map(|p| &p.prompt).collect::<Vec<_>>());
+    assert_eq!(
+        a.iter().map(|p| &p.prompt).collect::<Vec<_>>(),
+        b.iter().map(|p| &p.prompt).collect::<Vec<_>>()
+    );
     assert!(a.iter().all(|p| p.ctx_city != p.capital));
 }
 
 #[test]
 fn p1_bad_template_and_data_are_clear_errors() {
     let lm = load_fixture("llama");
-    let mut cfg: p1::P1Config = toml::from_str(r#"data = "experiments/data/capitals.csv""#).unwrap();
+    let mut cfg: p1::P1Config =
+        toml::from_str(r#"data = "experiments/data/capitals.csv""#).unwrap();
     cfg.template = "no placeholders here".into();
     let caps = p1::read_capitals(&repo_root().join("experiments/data/capitals.csv")).unwrap();
-    let e = p1::build_prompts(&cfg, &caps, &lm.tokenizer).unwrap_err().to_string();
+    let e = p1::build_prompts(&cfg, &caps, &lm.tokenizer)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("{country}"), "{e}");
-    let e = p1::read_capitals(&repo_root().join("experiments/data/states.csv")).unwrap_err().to_string();
+    let e = p1::read_capitals(&repo_root().join("experiments/data/states.csv"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("country"), "{e}");
-    let e = toml::from_str::<p1::P1Config>("data = 'x'\nunknown_key = 3").unwrap_err().to_string();
+    let e = toml::from_str::<p1::P1Config>("data = 'x'\nunknown_key = 3")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown_key"), "{e}");
 }
 
@@ -88,9 +122,22 @@ fn engine_scorer_matches_direct_log_probabilities() {
             let c = lm.tokenizer.encode(&r.continuation).unwrap();
             let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
             let batch = lantern_engine::Batch::from_ids(vec![ids]).unwrap();
-            let logits = lm.model.run(&batch, &mut lantern_engine::Hooks::new()).unwrap().logits.unwrap().squeeze(0).unwrap();
-            let logp = candle_nn::ops::log_softmax(&logits, 1).unwrap().to_vec2::<f32>().unwrap();
-            c.iter().enumerate().map(|(j, &t)| f64::from(logp[p.len() + j - 1][t as usize])).sum()
+            let logits = lm
+                .model
+                .run(&batch, &mut lantern_engine::Hooks::new())
+                .unwrap()
+                .logits
+                .unwrap()
+                .squeeze(0)
+                .unwrap();
+            let logp = candle_nn::ops::log_softmax(&logits, 1)
+                .unwrap()
+                .to_vec2::<f32>()
+                .unwrap();
+            c.iter()
+                .enumerate()
+                .map(|(j, &t)| f64::from(logp[p.len() + j - 1][t as usize]))
+                .sum()
         })
         .collect();
     for (batch_size, with_prefix) in [(1, false), (3, false), (2, true), (3, true)] {
@@ -101,11 +148,49 @@ fn engine_scorer_matches_direct_log_probabilities() {
         }
         let got = s.continuation_logprobs(&requests).unwrap();
         for (g, d) in got.iter().zip(&direct) {
-            assert!((g - d).abs() < 1e-4, "batch {batch_size}, prefix {with_prefix}: {g} vs {d}");
+            assert!(
+                (g - d).abs() < 1e-4,
+                "batch {batch_size}, prefix {with_prefix}: {g} vs {d}"
+            );
         }
     }
     let mut s = lantern_experiments::scorer::EngineScorer::new(&lm);
-    assert!(s.continuation_logprobs(&[ScoreRequest::new("Hello", "")]).is_err());
+    assert!(s
+        .continuation_logprobs(&[ScoreRequest::new("Hello", "")])
+        .is_err());
+    // An empty prompt reads as the start token.
+    let bos = lm
+        .model
+        .config()
+        .bos_token_id
+        .or(lm.model.config().eos_token_id)
+        .unwrap();
+    let c = lm.tokenizer.encode(" Berlin").unwrap();
+    let ids: Vec<u32> = std::iter::once(bos).chain(c.iter().copied()).collect();
+    let logits = lm
+        .model
+        .run(
+            &lantern_engine::Batch::from_ids(vec![ids]).unwrap(),
+            &mut lantern_engine::Hooks::new(),
+        )
+        .unwrap()
+        .logits
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let logp = candle_nn::ops::log_softmax(&logits, 1)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let want: f64 = c
+        .iter()
+        .enumerate()
+        .map(|(j, &t)| f64::from(logp[j][t as usize]))
+        .sum();
+    let got = s
+        .continuation_logprobs(&[ScoreRequest::new("", " Berlin")])
+        .unwrap()[0];
+    assert!((got - want).abs() < 1e-4, "{got} vs {want}");
 }
 
 #[test]
@@ -129,17 +214,38 @@ fn p2_pipeline_on_a_tiny_model() {
     let r = &reports[0];
     assert_eq!(r.exact.evaluations, 32);
     let sum: f64 = r.exact.values.iter().sum();
-    assert!((sum - (r.exact.v_full - r.exact.v_empty)).abs() < 1e-6, "efficiency");
+    assert!(
+        (sum - (r.exact.v_full - r.exact.v_empty)).abs() < 1e-6,
+        "efficiency"
+    );
     assert!(r.noise_share >= 0.0 && r.noise_share <= 1.0);
     // With the full lattice as budget the kernel estimate is exact.
-    let last_kernel = r.convergence.iter().filter(|c| c.method == "kernel").last().unwrap();
-    assert!(last_kernel.mean_abs_error < 1e-6, "{}", last_kernel.mean_abs_error);
-    for fig in ["shapley_framing", "waterfall_framing", "convergence_framing", "interaction_framing"] {
+    let last_kernel = r
+        .convergence
+        .iter()
+        .rfind(|c| c.method == "kernel")
+        .unwrap();
+    assert!(
+        last_kernel.mean_abs_error < 1e-6,
+        "{}",
+        last_kernel.mean_abs_error
+    );
+    for fig in [
+        "shapley_framing",
+        "waterfall_framing",
+        "convergence_framing",
+        "interaction_framing",
+    ] {
         assert!(out.join(format!("{fig}.png")).is_file(), "{fig}");
     }
     let mut bad = cfg.clone();
     bad.noise_players = vec!["nobody".into()];
-    assert!(lantern_experiments::p2::run_all(&lm, &bad, &out, &out, &bar).unwrap_err().to_string().contains("nobody"));
+    assert!(
+        lantern_experiments::p2::run_all(&lm, &bad, &out, &out, &bar)
+            .unwrap_err()
+            .to_string()
+            .contains("nobody")
+    );
 }
 
 #[test]
@@ -151,7 +257,10 @@ fn p3_pipeline_on_a_tiny_model() {
     for f in ["model.safetensors", "tokenizer.json"] {
         std::fs::copy(fixture_dir("llama").join(f), dir.join(f)).unwrap();
     }
-    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture_dir("llama").join("config.json")).unwrap()).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir("llama").join("config.json")).unwrap(),
+    )
+    .unwrap();
     config["max_position_embeddings"] = serde_json::json!(1024);
     std::fs::write(dir.join("config.json"), config.to_string()).unwrap();
     let lm = lantern_engine::load_path(&dir, &quiet()).unwrap();
@@ -178,21 +287,52 @@ fn p3_pipeline_on_a_tiny_model() {
     let out = out_dir("p3");
     let bar = |_: &str, _: usize| -> Box<dyn FnMut(usize, usize)> { Box::new(|_, _| {}) };
     let report = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar).unwrap();
-    assert_eq!(report.probe_accuracy.len(), 5, "five states besides the neutral baseline");
-    for f in ["states.json", "probe_accuracy.csv", "series.csv", "series_steered.csv", "graph.json", "graph.dot", "report.json", "graph.png", "session_0.png", "session_0_steered.png", "probe_accuracy.png"] {
+    assert_eq!(
+        report.probe_accuracy.len(),
+        5,
+        "five states besides the neutral baseline"
+    );
+    for f in [
+        "states.json",
+        "probe_accuracy.csv",
+        "series.csv",
+        "series_steered.csv",
+        "graph.json",
+        "graph.dot",
+        "report.json",
+        "graph.png",
+        "session_0.png",
+        "session_0_steered.png",
+        "probe_accuracy.png",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let series = std::fs::read_to_string(out.join("series.csv")).unwrap();
     assert_eq!(series.lines().count(), 1 + 4 * 8);
     // Steering changes the measured states only from the first steered step on.
     let steered = std::fs::read_to_string(out.join("series_steered.csv")).unwrap();
-    let rows = |s: &str| s.lines().skip(1).map(|l| l.split(',').skip(2).map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let rows = |s: &str| {
+        s.lines()
+            .skip(1)
+            .map(|l| {
+                l.split(',')
+                    .skip(2)
+                    .map(|v| v.parse::<f64>().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
     let (a, b) = (rows(&series), rows(&steered));
     assert_eq!(a[0], b[0], "step 0 is before any steering");
     assert_eq!(a[1], b[1], "step 1 is before any steering");
-    assert!(a[2].iter().zip(&b[2]).any(|(x, y)| (x - y).abs() > 1e-9), "steering at step 2 must change the states");
+    assert!(
+        a[2].iter().zip(&b[2]).any(|(x, y)| (x - y).abs() > 1e-9),
+        "steering at step 2 must change the states"
+    );
     // A state below the threshold is never used silently.
     cfg.accuracy_threshold = 1.01;
-    let e = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar).unwrap_err().to_string();
+    let e = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("threshold"), "{e}");
 }

@@ -33,9 +33,25 @@ struct Notebook {
 const NOTEBOOKS: &[Notebook] = &[
     Notebook {
         name: "p1_factual_recall",
-        expect: &[" 1. \" London\"", "logit(London) - logit(Warsaw) =", "heads pushing London:", "patched runs in", "prompts x 7 alphas", "figure: "],
+        expect: &[
+            " 1. \" London\"",
+            "logit(London) - logit(Warsaw) =",
+            "heads pushing London:",
+            "patched runs in",
+            "prompts x 7 alphas",
+            "figure: ",
+        ],
     },
-    Notebook { name: "p2_shapley", expect: &["6 players:", "64 coalitions in", "permutation", "kernel", "figure: "] },
+    Notebook {
+        name: "p2_shapley",
+        expect: &[
+            "6 players:",
+            "64 coalitions in",
+            "permutation",
+            "kernel",
+            "figure: ",
+        ],
+    },
 ];
 
 const UPDATE_EXAMPLES: &str = "LANTERN_UPDATE_NOTEBOOK_EXAMPLES";
@@ -52,7 +68,9 @@ fn flag(name: &str) -> bool {
 }
 
 fn notebook_path(name: &str) -> PathBuf {
-    common::repo_root().join("notebooks").join(format!("{name}.ipynb"))
+    common::repo_root()
+        .join("notebooks")
+        .join(format!("{name}.ipynb"))
 }
 
 fn example_name(name: &str) -> String {
@@ -60,27 +78,40 @@ fn example_name(name: &str) -> String {
 }
 
 fn example_path(name: &str) -> PathBuf {
-    common::repo_root().join("crates/lantern-experiments/examples").join(format!("{}.rs", example_name(name)))
+    common::repo_root()
+        .join("crates/lantern-experiments/examples")
+        .join(format!("{}.rs", example_name(name)))
 }
 
 fn read_notebook(name: &str) -> Value {
     let path = notebook_path(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let nb: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    let nb: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
     assert_eq!(nb["nbformat"], 4, "{}: nbformat 4 expected", path.display());
-    assert_eq!(nb["metadata"]["kernelspec"]["name"], "rust", "{}: the kernel must be evcxr's (`rust`)", path.display());
+    assert_eq!(
+        nb["metadata"]["kernelspec"]["name"],
+        "rust",
+        "{}: the kernel must be evcxr's (`rust`)",
+        path.display()
+    );
     nb
 }
 
 fn cells(nb: &Value) -> &Vec<Value> {
-    nb["cells"].as_array().expect("a notebook has a `cells` array")
+    nb["cells"]
+        .as_array()
+        .expect("a notebook has a `cells` array")
 }
 
 /// A cell's source: a string or a list of lines.
 fn source(cell: &Value) -> String {
     match &cell["source"] {
         Value::String(s) => s.clone(),
-        Value::Array(lines) => lines.iter().map(|l| l.as_str().expect("source lines are strings")).collect(),
+        Value::Array(lines) => lines
+            .iter()
+            .map(|l| l.as_str().expect("source lines are strings"))
+            .collect(),
         other => panic!("unexpected cell source {other}"),
     }
 }
@@ -94,7 +125,10 @@ fn code_cells(nb: &Value) -> Vec<(usize, String)> {
         .filter(|(_, c)| c["cell_type"] == "code")
         .filter_map(|(i, c)| {
             let src = source(c);
-            let code: Vec<&str> = src.lines().filter(|l| !l.trim_start().starts_with(':')).collect();
+            let code: Vec<&str> = src
+                .lines()
+                .filter(|l| !l.trim_start().starts_with(':'))
+                .collect();
             let code = code.join("\n");
             (!code.trim().is_empty()).then(|| (i, code.trim_end().to_string()))
         })
@@ -143,7 +177,8 @@ fn sync_example(name: &str) -> Result<(), String> {
         return Ok(());
     }
     if flag(UPDATE_EXAMPLES) {
-        std::fs::create_dir_all(path.parent().expect("a folder")).expect("creating the examples folder");
+        std::fs::create_dir_all(path.parent().expect("a folder"))
+            .expect("creating the examples folder");
         std::fs::write(&path, want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         eprintln!("rewrote {}", path.display());
         return Ok(());
@@ -156,14 +191,20 @@ fn sync_example(name: &str) -> Result<(), String> {
 
 #[test]
 fn notebook_examples_are_up_to_date() {
-    let errors: Vec<String> = NOTEBOOKS.iter().filter_map(|nb| sync_example(nb.name).err()).collect();
+    let errors: Vec<String> = NOTEBOOKS
+        .iter()
+        .filter_map(|nb| sync_example(nb.name).err())
+        .collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
 
 /// `<target>/<profile>` of this test binary (`<target>/<profile>/deps/notebooks-<hash>`).
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
-    exe.parent().and_then(Path::parent).expect("the test runs from <target>/<profile>/deps").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps")
+        .to_path_buf()
 }
 
 /// Builds the examples (a no-op when `cargo test` already built them) with this test's profile
@@ -173,7 +214,10 @@ fn build_examples() {
     let target = dir.parent().expect("<target>").to_path_buf();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(common::repo_root()).args(["build", "--quiet", "-p", "lantern-experiments"]).arg("--target-dir").arg(&target);
+    cmd.current_dir(common::repo_root())
+        .args(["build", "--quiet", "-p", "lantern-experiments"])
+        .arg("--target-dir")
+        .arg(&target);
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
         Some("release") => {
@@ -188,7 +232,10 @@ fn build_examples() {
         cmd.args(["--example", &example_name(nb.name)]);
     }
     let status = cmd.status().expect("running cargo");
-    assert!(status.success(), "building the notebook examples failed ({status})");
+    assert!(
+        status.success(),
+        "building the notebook examples failed ({status})"
+    );
 }
 
 /// Stores the program's output, split at the cell markers, as the notebook's outputs.
@@ -205,7 +252,12 @@ fn store_outputs(name: &str, stdout: &str) {
     let path = notebook_path(name);
     let mut nb = read_notebook(name);
     let mut count = 0;
-    for (i, cell) in nb["cells"].as_array_mut().expect("cells").iter_mut().enumerate() {
+    for (i, cell) in nb["cells"]
+        .as_array_mut()
+        .expect("cells")
+        .iter_mut()
+        .enumerate()
+    {
         if cell["cell_type"] != "code" {
             continue;
         }
@@ -215,15 +267,22 @@ fn store_outputs(name: &str, stdout: &str) {
         let mut text = String::new();
         let flush = |text: &mut String, outputs: &mut Vec<Value>| {
             if !text.is_empty() {
-                outputs.push(json!({"name": "stdout", "output_type": "stream", "text": lines(text)}));
+                outputs
+                    .push(json!({"name": "stdout", "output_type": "stream", "text": lines(text)}));
                 text.clear();
             }
         };
-        for line in by_cell.get(&i).map(String::as_str).unwrap_or("").split_inclusive('\n') {
+        for line in by_cell
+            .get(&i)
+            .map(String::as_str)
+            .unwrap_or("")
+            .split_inclusive('\n')
+        {
             match line.strip_prefix("figure: ") {
                 Some(png) => {
                     flush(&mut text, &mut outputs);
-                    let bytes = std::fs::read(png.trim_end()).unwrap_or_else(|e| panic!("{}: {e}", png.trim_end()));
+                    let bytes = std::fs::read(png.trim_end())
+                        .unwrap_or_else(|e| panic!("{}: {e}", png.trim_end()));
                     outputs.push(json!({"data": {"image/png": base64(&bytes)}, "metadata": {}, "output_type": "display_data"}));
                 }
                 None => text.push_str(line),
@@ -233,7 +292,10 @@ fn store_outputs(name: &str, stdout: &str) {
         cell["outputs"] = Value::Array(outputs);
     }
     let mut buf = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(b" "));
+    let mut ser = serde_json::Serializer::with_formatter(
+        &mut buf,
+        serde_json::ser::PrettyFormatter::with_indent(b" "),
+    );
     serde::Serialize::serialize(&nb, &mut ser).expect("serialising the notebook");
     buf.push(b'\n');
     std::fs::write(&path, buf).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -249,9 +311,16 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
         for i in 0..4 {
-            out.push(if i <= chunk.len() { char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]) } else { '=' });
+            out.push(if i <= chunk.len() {
+                char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize])
+            } else {
+                '='
+            });
         }
     }
     out
@@ -259,33 +328,68 @@ fn base64(bytes: &[u8]) -> String {
 
 #[test]
 fn base64_matches_rfc_4648() {
-    for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+    for (plain, encoded) in [
+        ("", ""),
+        ("f", "Zg=="),
+        ("fo", "Zm8="),
+        ("foo", "Zm9v"),
+        ("foob", "Zm9vYg=="),
+        ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ] {
         assert_eq!(base64(plain.as_bytes()), encoded);
     }
 }
 
 #[test]
 fn notebooks_run() {
-    let errors: Vec<String> = NOTEBOOKS.iter().filter_map(|nb| sync_example(nb.name).err()).collect();
+    let errors: Vec<String> = NOTEBOOKS
+        .iter()
+        .filter_map(|nb| sync_example(nb.name).err())
+        .collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     common::smollm2_path();
     build_examples();
     let update = flag(UPDATE_OUTPUTS);
     for nb in NOTEBOOKS {
-        let exe = profile_dir().join("examples").join(format!("{}{}", example_name(nb.name), std::env::consts::EXE_SUFFIX));
-        assert!(exe.is_file(), "{} is missing: build it with `cargo build -p lantern-experiments --examples`", exe.display());
+        let exe = profile_dir().join("examples").join(format!(
+            "{}{}",
+            example_name(nb.name),
+            std::env::consts::EXE_SUFFIX
+        ));
+        assert!(
+            exe.is_file(),
+            "{} is missing: build it with `cargo build -p lantern-experiments --examples`",
+            exe.display()
+        );
         let start = Instant::now();
         let mut cmd = Command::new(&exe);
         cmd.current_dir(common::repo_root().join("notebooks"));
         if update {
             cmd.env(CELL_MARKERS, "1");
         }
-        let out = cmd.output().unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
         let stdout = String::from_utf8_lossy(&out.stdout);
-        eprintln!("notebooks/{}.ipynb ran in {:.1} s", nb.name, start.elapsed().as_secs_f64());
-        assert!(out.status.success(), "{} failed ({}):\n{stdout}\n{}", exe.display(), out.status, String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "notebooks/{}.ipynb ran in {:.1} s",
+            nb.name,
+            start.elapsed().as_secs_f64()
+        );
+        assert!(
+            out.status.success(),
+            "{} failed ({}):\n{stdout}\n{}",
+            exe.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         for want in nb.expect {
-            assert!(stdout.contains(want), "notebooks/{}.ipynb: the output lacks {want:?}:\n{stdout}", nb.name);
+            assert!(
+                stdout.contains(want),
+                "notebooks/{}.ipynb: the output lacks {want:?}:\n{stdout}",
+                nb.name
+            );
         }
         if update {
             store_outputs(nb.name, &stdout);

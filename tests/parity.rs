@@ -23,13 +23,22 @@ fn check_architecture(name: &str) {
     assert!(d <= TOL, "{name}: logits differ by {d}");
     for layer in 0..cfg.n_layers {
         let key = format!("blocks.{layer}.hook_resid_post");
-        let d = max_abs_diff(hooks.cache.get(HookPoint::resid_post(layer)).unwrap(), &reference[&key]);
+        let d = max_abs_diff(
+            hooks.cache.get(HookPoint::resid_post(layer)).unwrap(),
+            &reference[&key],
+        );
         assert!(d <= TOL, "{name}: {key} differs by {d}");
     }
     for (point, key) in [
-        (HookPoint::attn(0, HookKind::AttnPattern), "blocks.0.attn.hook_pattern"),
+        (
+            HookPoint::attn(0, HookKind::AttnPattern),
+            "blocks.0.attn.hook_pattern",
+        ),
         (HookPoint::attn(0, HookKind::AttnZ), "blocks.0.attn.hook_z"),
-        (HookPoint::global(HookKind::LnFinalNormalized), "ln_final.hook_normalized"),
+        (
+            HookPoint::global(HookKind::LnFinalNormalized),
+            "ln_final.hook_normalized",
+        ),
     ] {
         let d = max_abs_diff(hooks.cache.get(point).unwrap(), &reference[key]);
         assert!(d <= TOL, "{name}: {key} differs by {d}");

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use lantern_engine::{load_path, DType, Device, LoadOptions, LoadedModel, Tensor};
 
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn fixture_dir(name: &str) -> PathBuf {
@@ -15,16 +18,21 @@ pub fn fixture_dir(name: &str) -> PathBuf {
 }
 
 pub fn quiet() -> LoadOptions {
-    LoadOptions { progress: false, ..LoadOptions::default() }
+    LoadOptions {
+        progress: false,
+        ..LoadOptions::default()
+    }
 }
 
 pub fn load_fixture(name: &str) -> LoadedModel {
-    load_path(&fixture_dir(name), &quiet()).unwrap_or_else(|e| panic!("loading fixture {name}: {e}"))
+    load_path(&fixture_dir(name), &quiet())
+        .unwrap_or_else(|e| panic!("loading fixture {name}: {e}"))
 }
 
 pub fn load_reference(name: &str, file: &str) -> HashMap<String, Tensor> {
     let path = fixture_dir(name).join(file);
-    candle_core::safetensors::load(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    candle_core::safetensors::load(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The real model, fetched (cached, idempotent) by scripts/fetch-model.sh when missing.
@@ -32,7 +40,10 @@ pub fn smollm2_path() -> PathBuf {
     if let Ok(p) = lantern_engine::default_model_path() {
         return p;
     }
-    let status = std::process::Command::new("bash").arg(repo_root().join("scripts/fetch-model.sh")).status().expect("running scripts/fetch-model.sh");
+    let status = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts/fetch-model.sh"))
+        .status()
+        .expect("running scripts/fetch-model.sh");
     assert!(status.success(), "scripts/fetch-model.sh failed");
     lantern_engine::default_model_path().expect("model fetched")
 }
@@ -46,9 +57,24 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let a = a.to_dtype(DType::F32).unwrap();
     let b = b.to_dtype(DType::F32).unwrap();
-    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 pub fn ids_of(t: &Tensor) -> Vec<Vec<u32>> {
-    t.to_dtype(DType::I64).unwrap().to_vec2::<i64>().unwrap().into_iter().map(|r| r.into_iter().map(|v| v as u32).collect()).collect()
+    t.to_dtype(DType::I64)
+        .unwrap()
+        .to_vec2::<i64>()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.into_iter().map(|v| v as u32).collect())
+        .collect()
 }

@@ -6,7 +6,9 @@
 //! float error); the final norm's bias and the unembedding bias are reported apart.
 
 use candle_core::{DType, Tensor, D};
-use lantern_engine::{config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result};
+use lantern_engine::{
+    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
+};
 use serde::Serialize;
 
 /// `logit(target) - logit(versus)` (or `logit(target)` alone).
@@ -22,7 +24,10 @@ pub fn logit_direction(model: &Model, dir: LogitDirection) -> Result<Tensor> {
     let vocab = model.config().vocab_size;
     let col = |id: u32| -> Result<Tensor> {
         lantern_engine::error::check_index("token id", id as usize, vocab)?;
-        Ok(wt.narrow(1, id as usize, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
+        Ok(wt
+            .narrow(1, id as usize, 1)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)?)
     };
     let u = col(dir.target)?;
     Ok(match dir.versus {
@@ -56,8 +61,12 @@ pub struct Dla {
 impl Dla {
     /// Heads sorted by attribution, largest first: `(layer, head, value)`.
     pub fn ranked_heads(&self) -> Vec<(usize, usize, f64)> {
-        let mut all: Vec<(usize, usize, f64)> =
-            self.heads.iter().enumerate().flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v))).collect();
+        let mut all: Vec<(usize, usize, f64)> = self
+            .heads
+            .iter()
+            .enumerate()
+            .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+            .collect();
         all.sort_by(|a, b| b.2.total_cmp(&a.2));
         all
     }
@@ -65,13 +74,22 @@ impl Dla {
 
 /// Direct logit attribution for every row of `batch` at `position` (default: the last), each row
 /// with its own direction.
-pub fn direct_logit_attribution(model: &Model, batch: &Batch, directions: &[LogitDirection], position: Option<usize>) -> Result<Vec<Dla>> {
+pub fn direct_logit_attribution(
+    model: &Model,
+    batch: &Batch,
+    directions: &[LogitDirection],
+    position: Option<usize>,
+) -> Result<Vec<Dla>> {
     let cfg = model.config();
     if cfg.architecture == Architecture::Gemma3 {
         return Err(Error::invalid("direct logit attribution needs a residual stream that is a sum of head outputs; Gemma 3's post-attention norms break that"));
     }
     if directions.len() != batch.len() {
-        return Err(Error::invalid(format!("{} directions for {} prompts", directions.len(), batch.len())));
+        return Err(Error::invalid(format!(
+            "{} directions for {} prompts",
+            directions.len(),
+            batch.len()
+        )));
     }
     let t = batch.seq_len();
     let pos = position.unwrap_or(t - 1);
@@ -84,12 +102,18 @@ pub fn direct_logit_attribution(model: &Model, batch: &Batch, directions: &[Logi
         hooks = hooks.capture(HookPoint::global(HookKind::PosEmbed));
     }
     for l in 0..cfg.n_layers {
-        hooks = hooks.capture(HookPoint::attn(l, HookKind::AttnResult)).capture(HookPoint::block(l, HookKind::MlpOut));
+        hooks = hooks
+            .capture(HookPoint::attn(l, HookKind::AttnResult))
+            .capture(HookPoint::block(l, HookKind::MlpOut));
     }
     let out = model.run_with(batch, &mut hooks, Logits::All)?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
-    let at = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?) };
-    let scale = at(hooks.cache.require(HookPoint::global(HookKind::LnFinalScale))?)?; // [B, 1]
+    let at = |t: &Tensor| -> Result<Tensor> {
+        Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
+    };
+    let scale = at(hooks
+        .cache
+        .require(HookPoint::global(HookKind::LnFinalScale))?)?; // [B, 1]
     let ln = &model.weights().ln_final;
     let layer_norm = ln.kind == NormKind::LayerNorm;
     let w_ln = ln.w.as_ref().map(|w| w.to_dtype(DType::F32)).transpose()?;
@@ -105,28 +129,52 @@ pub fn direct_logit_attribution(model: &Model, batch: &Batch, directions: &[Logi
         let s = f64::from(scale.get(row)?.squeeze(0)?.to_scalar::<f32>()?);
         // Projects vectors [..., M] of this row onto the direction.
         let project = |x: &Tensor| -> Result<Tensor> {
-            let x = if layer_norm { x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)? } else { x.clone() };
+            let x = if layer_norm {
+                x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?
+            } else {
+                x.clone()
+            };
             Ok((x.broadcast_mul(&u_eff)?.sum(D::Minus1)? / s)?)
         };
-        let vec_at = |p: HookPoint| -> Result<Tensor> { Ok(at(hooks.cache.require(p)?)?.get(row)?) };
+        let vec_at =
+            |p: HookPoint| -> Result<Tensor> { Ok(at(hooks.cache.require(p)?)?.get(row)?) };
         let scalar = |t: Tensor| -> Result<f64> { Ok(f64::from(t.to_scalar::<f32>()?)) };
         let embed = scalar(project(&vec_at(HookPoint::global(HookKind::Embed))?)?)?;
-        let pos_embed = if cfg.rope.is_none() { scalar(project(&vec_at(HookPoint::global(HookKind::PosEmbed))?)?)? } else { 0.0 };
+        let pos_embed = if cfg.rope.is_none() {
+            scalar(project(&vec_at(HookPoint::global(HookKind::PosEmbed))?)?)?
+        } else {
+            0.0
+        };
         let mut heads = Vec::with_capacity(cfg.n_layers);
         let mut attn_bias = Vec::with_capacity(cfg.n_layers);
         let mut mlps = Vec::with_capacity(cfg.n_layers);
         for l in 0..cfg.n_layers {
             let r = vec_at(HookPoint::attn(l, HookKind::AttnResult))?; // [H, M]
-            heads.push(project(&r)?.to_vec1::<f32>()?.into_iter().map(f64::from).collect());
+            heads.push(
+                project(&r)?
+                    .to_vec1::<f32>()?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect(),
+            );
             attn_bias.push(match &model.weights().blocks[l].attn.o.b {
                 Some(b) => scalar(project(&b.to_dtype(DType::F32)?)?)?,
                 None => 0.0,
             });
-            mlps.push(scalar(project(&vec_at(HookPoint::block(l, HookKind::MlpOut))?)?)?);
+            mlps.push(scalar(project(&vec_at(HookPoint::block(
+                l,
+                HookKind::MlpOut,
+            ))?)?)?);
         }
-        let total = embed + pos_embed + attn_bias.iter().sum::<f64>() + mlps.iter().sum::<f64>() + heads.iter().flatten().sum::<f64>();
+        let total = embed
+            + pos_embed
+            + attn_bias.iter().sum::<f64>()
+            + mlps.iter().sum::<f64>()
+            + heads.iter().flatten().sum::<f64>();
         let row_logits = logits.get(row)?.get(pos)?;
-        let logit = |id: u32| -> Result<f64> { Ok(f64::from(row_logits.get(id as usize)?.to_scalar::<f32>()?)) };
+        let logit = |id: u32| -> Result<f64> {
+            Ok(f64::from(row_logits.get(id as usize)?.to_scalar::<f32>()?))
+        };
         let logit_diff = logit(dir.target)? - dir.versus.map(logit).transpose()?.unwrap_or(0.0);
         // Computed apart from the pieces, so `total + bias_terms == logit_diff` is a real check.
         let mut bias_terms = match &ln.b {
@@ -138,14 +186,27 @@ pub fn direct_logit_attribution(model: &Model, batch: &Batch, directions: &[Logi
             let at_id = |id: u32| -> Result<f64> { scalar(b_u.get(id as usize)?) };
             bias_terms += at_id(dir.target)? - dir.versus.map(at_id).transpose()?.unwrap_or(0.0);
         }
-        results.push(Dla { direction: *dir, position: pos, heads, attn_bias, mlps, embed, pos_embed, total, bias_terms, logit_diff });
+        results.push(Dla {
+            direction: *dir,
+            position: pos,
+            heads,
+            attn_bias,
+            mlps,
+            embed,
+            pos_embed,
+            total,
+            bias_terms,
+            logit_diff,
+        });
     }
     Ok(results)
 }
 
 /// Element-wise mean of per-prompt head attributions, `[layer][head]`.
 pub fn mean_heads(dlas: &[Dla]) -> Vec<Vec<f64>> {
-    let Some(first) = dlas.first() else { return Vec::new() };
+    let Some(first) = dlas.first() else {
+        return Vec::new();
+    };
     let mut mean = vec![vec![0.0; first.heads[0].len()]; first.heads.len()];
     for d in dlas {
         for (m, h) in mean.iter_mut().zip(&d.heads) {

@@ -31,7 +31,14 @@ pub struct LensLayer {
 /// Logit lens at `position` (default: last) of the first row of `batch`, reading
 /// `blocks.L.hook_resid_pre` for every layer and the final residual; `top_k` tokens and the rank
 /// and probability of each `tracked` token.
-pub fn logit_lens(model: &Model, tokenizer: &Tokenizer, batch: &Batch, position: Option<usize>, top_k: usize, tracked: &[u32]) -> Result<Vec<LensLayer>> {
+pub fn logit_lens(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    batch: &Batch,
+    position: Option<usize>,
+    top_k: usize,
+    tracked: &[u32],
+) -> Result<Vec<LensLayer>> {
     let cfg = model.config();
     let t = batch.seq_len();
     let pos = position.unwrap_or(t - 1);
@@ -51,8 +58,18 @@ pub fn logit_lens(model: &Model, tokenizer: &Tokenizer, batch: &Batch, position:
         };
         let x = resid.get(0)?.narrow(0, pos, 1)?; // [1, M]
         let (normed, _) = model.weights().ln_final.forward(&x)?;
-        let logits = model.weights().unembed.forward(&normed)?.squeeze(0)?.to_dtype(DType::F32)?;
-        rows.push(LensLayer { layer, point: name, top: Vec::new(), tracked: Vec::new() });
+        let logits = model
+            .weights()
+            .unembed
+            .forward(&normed)?
+            .squeeze(0)?
+            .to_dtype(DType::F32)?;
+        rows.push(LensLayer {
+            layer,
+            point: name,
+            top: Vec::new(),
+            tracked: Vec::new(),
+        });
         let row = rows.last_mut().expect("pushed");
         let (top, stats) = token_stats(tokenizer, &logits, top_k, tracked)?;
         row.top = top;
@@ -62,7 +79,12 @@ pub fn logit_lens(model: &Model, tokenizer: &Tokenizer, batch: &Batch, position:
 }
 
 /// Top-k tokens and the stats of tracked tokens from logits `[V]`.
-pub fn token_stats(tokenizer: &Tokenizer, logits: &Tensor, top_k: usize, tracked: &[u32]) -> Result<(Vec<TokenStat>, Vec<TokenStat>)> {
+pub fn token_stats(
+    tokenizer: &Tokenizer,
+    logits: &Tensor,
+    top_k: usize,
+    tracked: &[u32],
+) -> Result<(Vec<TokenStat>, Vec<TokenStat>)> {
     let probs = candle_nn::ops::softmax_last_dim(logits)?.to_vec1::<f32>()?;
     let values = logits.to_vec1::<f32>()?;
     let order = logits.arg_sort_last_dim(false)?.to_vec1::<u32>()?;
@@ -70,6 +92,15 @@ pub fn token_stats(tokenizer: &Tokenizer, logits: &Tensor, top_k: usize, tracked
     for (r, &id) in order.iter().enumerate() {
         rank[id as usize] = r;
     }
-    let stat = |id: u32| TokenStat { id, token: tokenizer.token_text(id), logit: values[id as usize], prob: probs[id as usize], rank: rank[id as usize] };
-    Ok((order.iter().take(top_k).map(|&id| stat(id)).collect(), tracked.iter().map(|&id| stat(id)).collect()))
+    let stat = |id: u32| TokenStat {
+        id,
+        token: tokenizer.token_text(id),
+        logit: values[id as usize],
+        prob: probs[id as usize],
+        rank: rank[id as usize],
+    };
+    Ok((
+        order.iter().take(top_k).map(|&id| stat(id)).collect(),
+        tracked.iter().map(|&id| stat(id)).collect(),
+    ))
 }

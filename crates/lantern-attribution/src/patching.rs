@@ -9,7 +9,9 @@
 //! (`tests/attribution.rs`).
 
 use candle_core::{DType, Tensor};
-use lantern_engine::{Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result};
+use lantern_engine::{
+    Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result,
+};
 use serde::Serialize;
 
 /// Which activation is patched.
@@ -83,8 +85,14 @@ impl PatchGrid {
             "layer" => Self::Layer,
             "layer_pos" | "layer_position" => Self::LayerPosition,
             "layer_head" => Self::LayerHead,
-            "head_pos" | "head_position" => Self::HeadPosition { layer: layer.ok_or_else(|| Error::invalid("the head_pos grid needs a layer"))? },
-            other => return Err(Error::invalid(format!("unknown patch grid `{other}` (layer, layer_pos, layer_head, head_pos)"))),
+            "head_pos" | "head_position" => Self::HeadPosition {
+                layer: layer.ok_or_else(|| Error::invalid("the head_pos grid needs a layer"))?,
+            },
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown patch grid `{other}` (layer, layer_pos, layer_head, head_pos)"
+                )))
+            }
         })
     }
 }
@@ -107,9 +115,10 @@ impl Metric {
         let logits = logits.to_dtype(DType::F32)?;
         let rows = logits.to_vec2::<f32>()?;
         Ok(match *self {
-            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => {
-                rows.iter().map(|r| f64::from(r[target as usize]) - f64::from(r[versus as usize])).collect()
-            }
+            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => rows
+                .iter()
+                .map(|r| f64::from(r[target as usize]) - f64::from(r[versus as usize]))
+                .collect(),
             Metric::Prob { token } => {
                 let p = candle_nn::ops::softmax_last_dim(&logits)?.to_vec2::<f32>()?;
                 p.iter().map(|r| f64::from(r[token as usize])).collect()
@@ -118,10 +127,13 @@ impl Metric {
     }
     fn check(&self, vocab: usize) -> Result<()> {
         let ids = match *self {
-            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => vec![target, versus],
+            Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => {
+                vec![target, versus]
+            }
             Metric::Prob { token } => vec![token],
         };
-        ids.iter().try_for_each(|&id| lantern_engine::error::check_index("token id", id as usize, vocab))
+        ids.iter()
+            .try_for_each(|&id| lantern_engine::error::check_index("token id", id as usize, vocab))
     }
 }
 
@@ -151,39 +163,74 @@ struct Cell {
     col: usize,
 }
 
-fn cells(model: &Model, target: PatchTarget, grid: PatchGrid, t: usize) -> Result<(Vec<Cell>, Vec<String>, Vec<String>)> {
+fn cells(
+    model: &Model,
+    target: PatchTarget,
+    grid: PatchGrid,
+    t: usize,
+) -> Result<(Vec<Cell>, Vec<String>, Vec<String>)> {
     let cfg = model.config();
     let kind = target.kind();
     let per_head = kind.axes().head.is_some();
-    let n_heads = if kind.is_kv() { cfg.n_kv_heads } else { cfg.n_heads };
+    let n_heads = if kind.is_kv() {
+        cfg.n_kv_heads
+    } else {
+        cfg.n_heads
+    };
     let layers: Vec<String> = (0..cfg.n_layers).map(|l| format!("L{l}")).collect();
     let positions: Vec<String> = (0..t).map(|p| p.to_string()).collect();
     let heads: Vec<String> = (0..n_heads).map(|h| format!("H{h}")).collect();
     let mut out = Vec::new();
     let (rows, cols) = match grid {
         PatchGrid::Layer => {
-            out.extend((0..cfg.n_layers).map(|l| Cell { layer: l, pos: None, head: None, row: l, col: 0 }));
+            out.extend((0..cfg.n_layers).map(|l| Cell {
+                layer: l,
+                pos: None,
+                head: None,
+                row: l,
+                col: 0,
+            }));
             (layers, vec!["all".to_string()])
         }
         PatchGrid::LayerPosition => {
             for l in 0..cfg.n_layers {
-                out.extend((0..t).map(|p| Cell { layer: l, pos: Some(p), head: None, row: l, col: p }));
+                out.extend((0..t).map(|p| Cell {
+                    layer: l,
+                    pos: Some(p),
+                    head: None,
+                    row: l,
+                    col: p,
+                }));
             }
             (layers, positions)
         }
         PatchGrid::LayerHead | PatchGrid::HeadPosition { .. } if !per_head => {
-            return Err(Error::invalid(format!("{target:?} has no head axis; use the layer or layer_pos grid")));
+            return Err(Error::invalid(format!(
+                "{target:?} has no head axis; use the layer or layer_pos grid"
+            )));
         }
         PatchGrid::LayerHead => {
             for l in 0..cfg.n_layers {
-                out.extend((0..n_heads).map(|h| Cell { layer: l, pos: None, head: Some(h), row: l, col: h }));
+                out.extend((0..n_heads).map(|h| Cell {
+                    layer: l,
+                    pos: None,
+                    head: Some(h),
+                    row: l,
+                    col: h,
+                }));
             }
             (layers, heads)
         }
         PatchGrid::HeadPosition { layer } => {
             lantern_engine::error::check_index("layer", layer, cfg.n_layers)?;
             for h in 0..n_heads {
-                out.extend((0..t).map(|p| Cell { layer, pos: Some(p), head: Some(h), row: h, col: p }));
+                out.extend((0..t).map(|p| Cell {
+                    layer,
+                    pos: Some(p),
+                    head: Some(h),
+                    row: h,
+                    col: p,
+                }));
             }
             (heads, positions)
         }
@@ -200,13 +247,18 @@ pub struct SweepOptions<'a> {
 
 impl Default for SweepOptions<'_> {
     fn default() -> Self {
-        SweepOptions { batch_size: 32, progress: None }
+        SweepOptions {
+            batch_size: 32,
+            progress: None,
+        }
     }
 }
 
 fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) -> Result<()> {
     if clean.len() != 1 || corrupted.len() != 1 {
-        return Err(Error::invalid("patching takes one clean and one corrupted prompt"));
+        return Err(Error::invalid(
+            "patching takes one clean and one corrupted prompt",
+        ));
     }
     if clean.seq_len() != corrupted.seq_len() {
         return Err(Error::invalid(format!(
@@ -219,15 +271,31 @@ fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) 
 }
 
 /// Clean and corrupted metrics, and the clean activations at the target of every layer.
-fn baselines(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, metric: &Metric, corrupted_capture: Option<HookKind>) -> Result<(f64, f64, Hooks, Hooks)> {
+fn baselines(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    metric: &Metric,
+    corrupted_capture: Option<HookKind>,
+) -> Result<(f64, f64, Hooks, Hooks)> {
     let n = model.config().n_layers;
-    let mut clean_hooks = Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
-    let m_clean = metric.raw(&model.run_with(clean, &mut clean_hooks, Logits::Last)?.last_logits()?)?[0];
+    let mut clean_hooks =
+        Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
+    let m_clean = metric.raw(
+        &model
+            .run_with(clean, &mut clean_hooks, Logits::Last)?
+            .last_logits()?,
+    )?[0];
     let mut corrupted_hooks = match corrupted_capture {
         Some(kind) => Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, kind))),
         None => Hooks::new(),
     };
-    let m_corrupted = metric.raw(&model.run_with(corrupted, &mut corrupted_hooks, Logits::Last)?.last_logits()?)?[0];
+    let m_corrupted = metric.raw(
+        &model
+            .run_with(corrupted, &mut corrupted_hooks, Logits::Last)?
+            .last_logits()?,
+    )?[0];
     if matches!(metric, Metric::Normalized { .. }) && (m_clean - m_corrupted).abs() < 1e-9 {
         return Err(Error::invalid("the clean and corrupted runs have the same logit difference, so the normalised score is undefined; use the logit_diff metric"));
     }
@@ -242,11 +310,26 @@ fn finish(metric: &Metric, m_clean: f64, m_corrupted: f64, v: f64) -> f64 {
 }
 
 /// The fast sweep: batched patches resumed from the patched layer.
-pub fn patch_sweep(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, grid: PatchGrid, metric: Metric, mut opts: SweepOptions) -> Result<PatchResult> {
+pub fn patch_sweep(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    grid: PatchGrid,
+    metric: Metric,
+    mut opts: SweepOptions,
+) -> Result<PatchResult> {
     check_pair(model, clean, corrupted, &metric)?;
     let t = clean.seq_len();
     let (cells, row_labels, col_labels) = cells(model, target, grid, t)?;
-    let (m_clean, m_corrupted, clean_hooks, corrupted_hooks) = baselines(model, clean, corrupted, target, &metric, Some(HookKind::ResidPre))?;
+    let (m_clean, m_corrupted, clean_hooks, corrupted_hooks) = baselines(
+        model,
+        clean,
+        corrupted,
+        target,
+        &metric,
+        Some(HookKind::ResidPre),
+    )?;
     let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
     let total = cells.len();
     let mut done = 0;
@@ -263,9 +346,14 @@ pub fn patch_sweep(model: &Model, clean: &Batch, corrupted: &Batch, target: Patc
             let mask = cell_mask(source, kind, chunk)?;
             let patch = Intervention::custom(move |x, _| mask.where_cond(&source_k, x));
             let mut hooks = Hooks::new().intervene(point, patch);
-            let resid = repeat_rows(corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?, k)?;
+            let resid = repeat_rows(
+                corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?,
+                k,
+            )?;
             let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
-            let logits = model.run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?.last_logits()?;
+            let logits = model
+                .run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?
+                .last_logits()?;
             for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
                 values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, v);
             }
@@ -275,14 +363,32 @@ pub fn patch_sweep(model: &Model, clean: &Batch, corrupted: &Batch, target: Patc
             }
         }
     }
-    Ok(PatchResult { target, grid, metric, row_labels, col_labels, values, clean: m_clean, corrupted: m_corrupted, patches: total })
+    Ok(PatchResult {
+        target,
+        grid,
+        metric,
+        row_labels,
+        col_labels,
+        values,
+        clean: m_clean,
+        corrupted: m_corrupted,
+        patches: total,
+    })
 }
 
 /// One full forward pass per patch (reference implementation).
-pub fn patch_sweep_naive(model: &Model, clean: &Batch, corrupted: &Batch, target: PatchTarget, grid: PatchGrid, metric: Metric) -> Result<PatchResult> {
+pub fn patch_sweep_naive(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    grid: PatchGrid,
+    metric: Metric,
+) -> Result<PatchResult> {
     check_pair(model, clean, corrupted, &metric)?;
     let (cells, row_labels, col_labels) = cells(model, target, grid, clean.seq_len())?;
-    let (m_clean, m_corrupted, clean_hooks, _) = baselines(model, clean, corrupted, target, &metric, None)?;
+    let (m_clean, m_corrupted, clean_hooks, _) =
+        baselines(model, clean, corrupted, target, &metric, None)?;
     let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
     for cell in &cells {
         let point = HookPoint::block(cell.layer, target.kind());
@@ -293,10 +399,26 @@ pub fn patch_sweep_naive(model: &Model, clean: &Batch, corrupted: &Batch, target
         if let Some(h) = cell.head {
             iv = iv.heads([h]);
         }
-        let logits = model.run_with(corrupted, &mut Hooks::new().intervene(point, iv), Logits::Last)?.last_logits()?;
+        let logits = model
+            .run_with(
+                corrupted,
+                &mut Hooks::new().intervene(point, iv),
+                Logits::Last,
+            )?
+            .last_logits()?;
         values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]);
     }
-    Ok(PatchResult { target, grid, metric, row_labels, col_labels, values, clean: m_clean, corrupted: m_corrupted, patches: cells.len() })
+    Ok(PatchResult {
+        target,
+        grid,
+        metric,
+        row_labels,
+        col_labels,
+        values,
+        clean: m_clean,
+        corrupted: m_corrupted,
+        patches: cells.len(),
+    })
 }
 
 /// `[1, ...] -> [k, ...]` (contiguous).
@@ -311,7 +433,9 @@ fn cell_mask(source: &Tensor, kind: HookKind, chunk: &[Cell]) -> Result<Tensor> 
     let axes = kind.axes();
     let mut dims = source.dims().to_vec();
     dims[0] = chunk.len();
-    let strides: Vec<usize> = (0..dims.len()).map(|i| dims[i + 1..].iter().product()).collect();
+    let strides: Vec<usize> = (0..dims.len())
+        .map(|i| dims[i + 1..].iter().product())
+        .collect();
     let mut mask = vec![0u8; dims.iter().product()];
     for (i, cell) in chunk.iter().enumerate() {
         let row = &mut mask[i * strides[0]..(i + 1) * strides[0]];

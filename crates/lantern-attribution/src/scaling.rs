@@ -25,7 +25,13 @@ pub enum Answer {
 
 /// Substring match, as in P1: whichever of the two answers occurs first in the continuation.
 pub fn classify(continuation: &str, p: &RecallPrompt) -> Answer {
-    let find = |s: &str| if s.is_empty() { None } else { continuation.find(s) };
+    let find = |s: &str| {
+        if s.is_empty() {
+            None
+        } else {
+            continuation.find(s)
+        }
+    };
     match (find(&p.in_context), find(&p.memorized)) {
         (Some(a), Some(b)) if a <= b => Answer::InContext,
         (Some(_), Some(_)) => Answer::Memorized,
@@ -51,14 +57,32 @@ impl AlphaPoint {
     /// Rates from classified continuations.
     pub fn from_answers(alpha: f64, continuations: Vec<String>, prompts: &[RecallPrompt]) -> Self {
         let n = prompts.len().max(1) as f64;
-        let answers: Vec<Answer> = continuations.iter().zip(prompts).map(|(c, p)| classify(c, p)).collect();
+        let answers: Vec<Answer> = continuations
+            .iter()
+            .zip(prompts)
+            .map(|(c, p)| classify(c, p))
+            .collect();
         let rate = |a: Answer| answers.iter().filter(|&&x| x == a).count() as f64 / n;
-        AlphaPoint { alpha, in_context: rate(Answer::InContext), memorized: rate(Answer::Memorized), other: rate(Answer::Other), n: prompts.len(), continuations }
+        AlphaPoint {
+            alpha,
+            in_context: rate(Answer::InContext),
+            memorized: rate(Answer::Memorized),
+            other: rate(Answer::Other),
+            n: prompts.len(),
+            continuations,
+        }
     }
 }
 
 /// Greedy continuations of every prompt under `hooks`, in batches.
-pub fn continuations(model: &Model, tokenizer: &Tokenizer, prompts: &[RecallPrompt], gen: &GenerateConfig, hooks: &Hooks, batch_size: usize) -> Result<Vec<String>> {
+pub fn continuations(
+    model: &Model,
+    tokenizer: &Tokenizer,
+    prompts: &[RecallPrompt],
+    gen: &GenerateConfig,
+    hooks: &Hooks,
+    batch_size: usize,
+) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch_size.max(1)) {
         let texts: Vec<&str> = chunk.iter().map(|p| p.prompt.as_str()).collect();

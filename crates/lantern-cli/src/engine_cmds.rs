@@ -37,18 +37,49 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     println!("architecture  {:?}", cfg.architecture);
     println!("layers        {}", cfg.n_layers);
     println!("d_model       {}", cfg.d_model);
-    println!("heads         {} query, {} key/value, d_head {}", cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
-    println!("mlp           {} ({:?}{})", cfg.d_mlp, cfg.activation, if cfg.gated_mlp { ", gated" } else { "" });
+    println!(
+        "heads         {} query, {} key/value, d_head {}",
+        cfg.n_heads, cfg.n_kv_heads, cfg.d_head
+    );
+    println!(
+        "mlp           {} ({:?}{})",
+        cfg.d_mlp,
+        cfg.activation,
+        if cfg.gated_mlp { ", gated" } else { "" }
+    );
     println!("vocab         {}", cfg.vocab_size);
     println!("context       {} tokens", cfg.max_positions);
     println!("norm          {:?} eps {}", cfg.norm, cfg.norm_eps);
     match &cfg.rope {
-        Some(r) => println!("positions     rotary, theta {}, {} of {} dims{}", r.theta, r.rotary_dim, cfg.d_head, r.scaling.as_ref().map(|s| format!(", {s:?}")).unwrap_or_default()),
+        Some(r) => println!(
+            "positions     rotary, theta {}, {} of {} dims{}",
+            r.theta,
+            r.rotary_dim,
+            cfg.d_head,
+            r.scaling
+                .as_ref()
+                .map(|s| format!(", {s:?}"))
+                .unwrap_or_default()
+        ),
         None => println!("positions     learned"),
     }
-    println!("embeddings    {}", if cfg.tied_embeddings { "tied" } else { "untied" });
-    println!("dtype         {:?} on {:?}", lm.model.dtype(), lm.model.device());
-    println!("hook points   {} (e.g. blocks.0.attn.hook_z; `--hooks` lists them)", points.len());
+    println!(
+        "embeddings    {}",
+        if cfg.tied_embeddings {
+            "tied"
+        } else {
+            "untied"
+        }
+    );
+    println!(
+        "dtype         {:?} on {:?}",
+        lm.model.dtype(),
+        lm.model.device()
+    );
+    println!(
+        "hook points   {} (e.g. blocks.0.attn.hook_z; `--hooks` lists them)",
+        points.len()
+    );
     if a.hooks {
         for p in points {
             println!("  {p}");
@@ -86,7 +117,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let lm = a.model.load()?;
     let batch = Batch::from_prompts(&lm.tokenizer, &[a.prompt.as_str()])?;
     let mut hooks = hooks_from_specs(&a.intervene, &lm.model)?;
-    let logits = lm.model.run_with(&batch, &mut hooks, Logits::Last)?.last_logits()?.squeeze(0)?;
+    let logits = lm
+        .model
+        .run_with(&batch, &mut hooks, Logits::Last)?
+        .last_logits()?
+        .squeeze(0)?;
     let (top, _) = token_stats(&lm.tokenizer, &logits, a.top_k, &[])?;
     let ids = batch.row(0).to_vec();
     if a.json {
@@ -97,10 +132,26 @@ pub fn run(a: RunArgs) -> Result<()> {
             "top": top.iter().map(|t| json!({"id": t.id, "token": t.token, "logit": t.logit, "prob": t.prob})).collect::<Vec<_>>(),
         }));
     }
-    println!("{} tokens: {:?}", ids.len(), ids.iter().map(|&i| lm.tokenizer.token_text(i)).collect::<Vec<_>>());
-    println!("{:>4}  {:>7}  {:>8}  {:>7}  token", "rank", "id", "logit", "prob");
+    println!(
+        "{} tokens: {:?}",
+        ids.len(),
+        ids.iter()
+            .map(|&i| lm.tokenizer.token_text(i))
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "{:>4}  {:>7}  {:>8}  {:>7}  token",
+        "rank", "id", "logit", "prob"
+    );
     for (r, t) in top.iter().enumerate() {
-        println!("{:>4}  {:>7}  {:>8.3}  {:>7.4}  {:?}", r + 1, t.id, t.logit, t.prob, t.token);
+        println!(
+            "{:>4}  {:>7}  {:>8.3}  {:>7.4}  {:?}",
+            r + 1,
+            t.id,
+            t.logit,
+            t.prob,
+            t.token
+        );
     }
     Ok(())
 }
@@ -123,16 +174,32 @@ pub struct LensArgs {
 pub fn lens(a: LensArgs) -> Result<()> {
     let lm = a.model.load()?;
     let batch = Batch::from_prompts(&lm.tokenizer, &[a.prompt.as_str()])?;
-    let tracked: Vec<u32> = a.track.iter().map(|t| lm.tokenizer.single_token(t)).collect::<lantern_engine::Result<_>>()?;
+    let tracked: Vec<u32> = a
+        .track
+        .iter()
+        .map(|t| lm.tokenizer.single_token(t))
+        .collect::<lantern_engine::Result<_>>()?;
     let rows = logit_lens(&lm.model, &lm.tokenizer, &batch, None, a.top_k, &tracked)?;
     if a.json {
         return print_json(&rows);
     }
     println!("logit lens at the last position of {:?}", a.prompt);
     for r in &rows {
-        let top: Vec<String> = r.top.iter().map(|t| format!("{:?} {:.2}", t.token, t.prob)).collect();
-        let tr: Vec<String> = r.tracked.iter().map(|t| format!("{:?} rank {} p {:.3}", t.token, t.rank + 1, t.prob)).collect();
-        let label = if r.layer < lm.model.config().n_layers { format!("L{:<3}", r.layer) } else { "out ".to_string() };
+        let top: Vec<String> = r
+            .top
+            .iter()
+            .map(|t| format!("{:?} {:.2}", t.token, t.prob))
+            .collect();
+        let tr: Vec<String> = r
+            .tracked
+            .iter()
+            .map(|t| format!("{:?} rank {} p {:.3}", t.token, t.rank + 1, t.prob))
+            .collect();
+        let label = if r.layer < lm.model.config().n_layers {
+            format!("L{:<3}", r.layer)
+        } else {
+            "out ".to_string()
+        };
         println!("{label} {:<48} {}", top.join(", "), tr.join("; "));
     }
     Ok(())
@@ -169,11 +236,23 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
     let lm = a.model.load()?;
     let mut hooks = hooks_from_specs(&a.intervene, &lm.model)?;
     let sampling = match a.temperature {
-        Some(temperature) => Sampling::Sample { temperature, top_k: a.top_k, top_p: a.top_p, seed: a.seed },
+        Some(temperature) => Sampling::Sample {
+            temperature,
+            top_k: a.top_k,
+            top_p: a.top_p,
+            seed: a.seed,
+        },
         None => Sampling::Greedy,
     };
-    let cfg = GenerateConfig { max_new_tokens: a.max_new_tokens, sampling, stop_strings: a.stop.clone(), ..Default::default() };
-    let g = lm.model.generate(&lm.tokenizer, &a.prompt, &cfg, &mut hooks)?;
+    let cfg = GenerateConfig {
+        max_new_tokens: a.max_new_tokens,
+        sampling,
+        stop_strings: a.stop.clone(),
+        ..Default::default()
+    };
+    let g = lm
+        .model
+        .generate(&lm.tokenizer, &a.prompt, &cfg, &mut hooks)?;
     if a.json {
         return print_json(&json!({
             "model": lm.source, "prompt": a.prompt, "prompt_ids": g.prompt_ids, "new_ids": g.new_ids,
@@ -209,6 +288,10 @@ pub fn cache(a: CacheArgs) -> Result<()> {
         hooks.cache.save_npy_dir(&a.out)?;
     }
     let mb = hooks.cache.nbytes() as f64 / 1e6;
-    eprintln!("saved {} activations ({mb:.1} MB) to {}", hooks.cache.len(), a.out.display());
+    eprintln!(
+        "saved {} activations ({mb:.1} MB) to {}",
+        hooks.cache.len(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -4,12 +4,17 @@
 mod engine_cmds;
 mod p1_cmds;
 mod p2_cmds;
+mod p3_cmds;
 mod util;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "lantern", version, about = "Mechanistic interpretability and steering of open-weight language models")]
+#[command(
+    name = "lantern",
+    version,
+    about = "Mechanistic interpretability and steering of open-weight language models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +40,12 @@ enum Command {
     Scale(p1_cmds::ScaleArgs),
     /// Shapley values of prompt components on a model's output (paper P2).
     Shapley(p2_cmds::ShapleyArgs),
+    /// Learn representational states (probes over one layer's residual stream) (paper P3).
+    States(p3_cmds::StatesArgs),
+    /// Run and record multi-step sessions, measuring the states after every answer (paper P3).
+    Sessions(p3_cmds::SessionsArgs),
+    /// Time-lagged causal discovery and analysis of a recorded series (CSV) (paper P3).
+    Graph(p3_cmds::GraphArgs),
     /// Run every step of an experiment file (TOML).
     Experiment(p1_cmds::ExperimentArgs),
 }
@@ -51,6 +62,9 @@ fn main() {
         Command::Patch(a) => p1_cmds::patch(a),
         Command::Scale(a) => p1_cmds::scale(a),
         Command::Shapley(a) => p2_cmds::shapley(a),
+        Command::States(a) => p3_cmds::states(a),
+        Command::Sessions(a) => p3_cmds::sessions(a),
+        Command::Graph(a) => p3_cmds::graph(a),
         Command::Experiment(a) => p1_cmds::experiment(a),
     };
     if let Err(e) = result {

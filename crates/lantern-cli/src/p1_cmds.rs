@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use lantern_attribution::patching::SweepOptions;
-use lantern_attribution::{direct_logit_attribution, patch_sweep, LogitDirection, Metric, PatchGrid, PatchTarget};
+use lantern_attribution::{
+    direct_logit_attribution, patch_sweep, LogitDirection, Metric, PatchGrid, PatchTarget,
+};
 use lantern_engine::Batch;
 use lantern_experiments::experiment::ExperimentFile;
 use lantern_experiments::output::{grid_csv, ResultsDir};
@@ -44,19 +46,36 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
     let lm = a.model.load()?;
     let (metric, values) = if let Some(config) = &a.config {
         let (file, cfg) = p1_config(config)?;
-        let prompts = p1::build_prompts(&cfg, &p1::read_capitals(&file.base_dir().join(&cfg.data))?, &lm.tokenizer)?;
+        let prompts = p1::build_prompts(
+            &cfg,
+            &p1::read_capitals(&file.base_dir().join(&cfg.data))?,
+            &lm.tokenizer,
+        )?;
         let pb = progress(a.model.quiet, prompts.len(), "head attribution");
         let r = p1::head_attribution(&lm, &cfg, &prompts, &mut |d, _| pb.set_position(d as u64))?;
         pb.finish_and_clear();
         (r.metric, r.values)
     } else {
         let prompt = a.prompt.as_deref().context("--prompt is required")?;
-        let target = a.target.as_deref().context("--target is required with --prompt")?;
+        let target = a
+            .target
+            .as_deref()
+            .context("--target is required with --prompt")?;
         let batch = Batch::from_prompts(&lm.tokenizer, &[prompt])?;
-        let dir = LogitDirection { target: lm.tokenizer.single_token(target)?, versus: a.versus.as_deref().map(|v| lm.tokenizer.single_token(v)).transpose()? };
+        let dir = LogitDirection {
+            target: lm.tokenizer.single_token(target)?,
+            versus: a
+                .versus
+                .as_deref()
+                .map(|v| lm.tokenizer.single_token(v))
+                .transpose()?,
+        };
         let d = direct_logit_attribution(&lm.model, &batch, &[dir], a.position)?.remove(0);
         let metric = match &a.versus {
-            Some(v) => format!("logit({target:?}) - logit({v:?}) at position {}", d.position),
+            Some(v) => format!(
+                "logit({target:?}) - logit({v:?}) at position {}",
+                d.position
+            ),
             None => format!("logit({target:?}) at position {}", d.position),
         };
         (metric, d.heads)
@@ -66,16 +85,41 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
         let dir = ResultsDir::create(out)?;
         let labels = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
         dir.json("heads.json", &json!({"metric": metric, "layers": cfg.n_layers, "heads": cfg.n_heads, "values": values}))?;
-        dir.csv("heads.csv", &grid_csv("layer\\head", &labels(cfg.n_layers, "L"), &labels(cfg.n_heads, "H"), &values))?;
-        let mut opts = lantern_plot::HeatmapOptions::new(lantern_plot::PlotOptions::new("Direct logit attribution per head").x_label("head").y_label("layer").size(760, 900));
+        dir.csv(
+            "heads.csv",
+            &grid_csv(
+                "layer\\head",
+                &labels(cfg.n_layers, "L"),
+                &labels(cfg.n_heads, "H"),
+                &values,
+            ),
+        )?;
+        let mut opts = lantern_plot::HeatmapOptions::new(
+            lantern_plot::PlotOptions::new("Direct logit attribution per head")
+                .x_label("head")
+                .y_label("layer")
+                .size(760, 900),
+        );
         opts.colorbar_label = metric.clone();
-        lantern_plot::heatmap(&values, &labels(cfg.n_layers, ""), &labels(cfg.n_heads, ""), &opts, dir.path("heads_dla"))?;
+        lantern_plot::heatmap(
+            &values,
+            &labels(cfg.n_layers, ""),
+            &labels(cfg.n_heads, ""),
+            &opts,
+            dir.path("heads_dla"),
+        )?;
     }
     if a.json {
-        return print_json(&json!({"metric": metric, "layers": cfg.n_layers, "heads": cfg.n_heads, "values": values}));
+        return print_json(
+            &json!({"metric": metric, "layers": cfg.n_layers, "heads": cfg.n_heads, "values": values}),
+        );
     }
     println!("{metric}");
-    let mut ranked: Vec<(usize, usize, f64)> = values.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v))).collect();
+    let mut ranked: Vec<(usize, usize, f64)> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+        .collect();
     ranked.sort_by(|x, y| y.2.abs().total_cmp(&x.2.abs()));
     println!("largest |attribution|:");
     for (l, h, v) in ranked.iter().take(10) {
@@ -86,7 +130,10 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
 
 fn p1_config(path: &std::path::Path) -> Result<(ExperimentFile, p1::P1Config)> {
     let file = ExperimentFile::read(path)?;
-    let cfg = file.p1.clone().with_context(|| format!("{} has no [p1] table", path.display()))?;
+    let cfg = file
+        .p1
+        .clone()
+        .with_context(|| format!("{} has no [p1] table", path.display()))?;
     Ok((file, cfg))
 }
 
@@ -129,7 +176,10 @@ pub fn patch(a: PatchArgs) -> Result<()> {
     let lm = a.model.load()?;
     let clean = Batch::from_prompts(&lm.tokenizer, &[a.clean.as_str()])?;
     let corrupted = Batch::from_prompts(&lm.tokenizer, &[a.corrupted.as_str()])?;
-    let (target, versus) = (lm.tokenizer.single_token(&a.target)?, lm.tokenizer.single_token(&a.versus)?);
+    let (target, versus) = (
+        lm.tokenizer.single_token(&a.target)?,
+        lm.tokenizer.single_token(&a.versus)?,
+    );
     let metric = match a.metric.as_str() {
         "normalized" => Metric::Normalized { target, versus },
         "logit_diff" => Metric::LogitDiff { target, versus },
@@ -144,30 +194,80 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         pb.set_position(done as u64);
     };
     let start = std::time::Instant::now();
-    let r = patch_sweep(&lm.model, &clean, &corrupted, target_point, grid, metric, SweepOptions { batch_size: a.batch_size, progress: Some(&mut tick) })?;
+    let r = patch_sweep(
+        &lm.model,
+        &clean,
+        &corrupted,
+        target_point,
+        grid,
+        metric,
+        SweepOptions {
+            batch_size: a.batch_size,
+            progress: Some(&mut tick),
+        },
+    )?;
     pb.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    let tokens: Vec<String> = clean.row(0).iter().map(|&i| lm.tokenizer.token_text(i)).collect();
+    let tokens: Vec<String> = clean
+        .row(0)
+        .iter()
+        .map(|&i| lm.tokenizer.token_text(i))
+        .collect();
     if let Some(out) = &a.out {
         let dir = ResultsDir::create(out)?;
-        dir.json("patching.json", &json!({"result": r, "tokens": tokens, "seconds": seconds}))?;
-        dir.csv("patching.csv", &grid_csv("row\\col", &r.row_labels, &r.col_labels, &r.values))?;
-        let cols: Vec<String> = if matches!(grid, PatchGrid::LayerPosition | PatchGrid::HeadPosition { .. }) {
-            tokens.iter().enumerate().map(|(i, t)| format!("{i}:{t}")).collect()
+        dir.json(
+            "patching.json",
+            &json!({"result": r, "tokens": tokens, "seconds": seconds}),
+        )?;
+        dir.csv(
+            "patching.csv",
+            &grid_csv("row\\col", &r.row_labels, &r.col_labels, &r.values),
+        )?;
+        let cols: Vec<String> = if matches!(
+            grid,
+            PatchGrid::LayerPosition | PatchGrid::HeadPosition { .. }
+        ) {
+            tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!("{i}:{t}"))
+                .collect()
         } else {
             r.col_labels.clone()
         };
-        let mut opts = lantern_plot::HeatmapOptions::new(lantern_plot::PlotOptions::new(format!("Activation patching: {}", a.hook)).x_label(if cols.len() == tokens.len() { "position (token)" } else { "head" }).y_label("layer").size(1000, 900));
+        let mut opts = lantern_plot::HeatmapOptions::new(
+            lantern_plot::PlotOptions::new(format!("Activation patching: {}", a.hook))
+                .x_label(if cols.len() == tokens.len() {
+                    "position (token)"
+                } else {
+                    "head"
+                })
+                .y_label("layer")
+                .size(1000, 900),
+        );
         opts.colorbar_label = a.metric.clone();
         lantern_plot::heatmap(&r.values, &r.row_labels, &cols, &opts, dir.path("patching"))?;
     }
     if a.json {
         return print_json(&json!({"result": r, "tokens": tokens, "seconds": seconds}));
     }
-    println!("clean {:.4}, corrupted {:.4}; {} patches in {seconds:.2} s", r.clean, r.corrupted, r.patches);
-    println!("{:>6} {}", "", r.col_labels.iter().map(|c| format!("{c:>7}")).collect::<String>());
+    println!(
+        "clean {:.4}, corrupted {:.4}; {} patches in {seconds:.2} s",
+        r.clean, r.corrupted, r.patches
+    );
+    println!(
+        "{:>6} {}",
+        "",
+        r.col_labels
+            .iter()
+            .map(|c| format!("{c:>7}"))
+            .collect::<String>()
+    );
     for (label, row) in r.row_labels.iter().zip(&r.values) {
-        println!("{label:>6} {}", row.iter().map(|v| format!("{v:>7.3}")).collect::<String>());
+        println!(
+            "{label:>6} {}",
+            row.iter().map(|v| format!("{v:>7.3}")).collect::<String>()
+        );
     }
     Ok(())
 }
@@ -205,15 +305,38 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         .heads
         .iter()
         .map(|h| {
-            let (l, hh) = h.split_once('.').with_context(|| format!("head `{h}` is not LAYER.HEAD"))?;
-            Ok((l.parse().with_context(|| format!("bad layer in `{h}`"))?, hh.parse().with_context(|| format!("bad head in `{h}`"))?))
+            let (l, hh) = h
+                .split_once('.')
+                .with_context(|| format!("head `{h}` is not LAYER.HEAD"))?;
+            Ok((
+                l.parse().with_context(|| format!("bad layer in `{h}`"))?,
+                hh.parse().with_context(|| format!("bad head in `{h}`"))?,
+            ))
         })
         .collect::<Result<_>>()?;
-    let prompts = p1::build_prompts(&cfg, &p1::read_capitals(&file.base_dir().join(&cfg.data))?, &lm.tokenizer)?;
+    let prompts = p1::build_prompts(
+        &cfg,
+        &p1::read_capitals(&file.base_dir().join(&cfg.data))?,
+        &lm.tokenizer,
+    )?;
     let recall: Vec<_> = prompts.iter().map(p1::P1Prompt::recall).collect();
     let pb = progress(a.model.quiet, cfg.alphas.len(), "alpha sweep");
-    let gen = lantern_engine::GenerateConfig { max_new_tokens: cfg.max_new_tokens, stop_strings: cfg.stop.clone(), ..Default::default() };
-    let points = lantern_attribution::alpha_sweep(&lm.model, &lm.tokenizer, &recall, &heads, &cfg.alphas, cfg.scale_bias, &gen, cfg.batch_size, |d, _| pb.set_position(d as u64))?;
+    let gen = lantern_engine::GenerateConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        stop_strings: cfg.stop.clone(),
+        ..Default::default()
+    };
+    let points = lantern_attribution::alpha_sweep(
+        &lm.model,
+        &lm.tokenizer,
+        &recall,
+        &heads,
+        &cfg.alphas,
+        cfg.scale_bias,
+        &gen,
+        cfg.batch_size,
+        |d, _| pb.set_position(d as u64),
+    )?;
     pb.finish_and_clear();
     let value = json!({"heads": heads, "scale_bias": cfg.scale_bias, "points": points});
     if let Some(out) = &a.out {
@@ -221,19 +344,48 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         dir.json("scale.json", &value)?;
         let xs: Vec<f64> = points.iter().map(|p| p.alpha).collect();
         let series = [
-            lantern_plot::Series::new("in-context", xs.clone(), points.iter().map(|p| 100.0 * p.in_context).collect()),
-            lantern_plot::Series::new("memorized", xs.clone(), points.iter().map(|p| 100.0 * p.memorized).collect()),
-            lantern_plot::Series::new("other", xs, points.iter().map(|p| 100.0 * p.other).collect()),
+            lantern_plot::Series::new(
+                "in-context",
+                xs.clone(),
+                points.iter().map(|p| 100.0 * p.in_context).collect(),
+            ),
+            lantern_plot::Series::new(
+                "memorized",
+                xs.clone(),
+                points.iter().map(|p| 100.0 * p.memorized).collect(),
+            ),
+            lantern_plot::Series::new(
+                "other",
+                xs,
+                points.iter().map(|p| 100.0 * p.other).collect(),
+            ),
         ];
-        let opts = lantern_plot::LineOptions::new(lantern_plot::PlotOptions::new(format!("Scaling value vectors of {}", a.heads.join(", "))).x_label("alpha").y_label("answer rate (%)").y_range(0.0, 100.0));
+        let opts = lantern_plot::LineOptions::new(
+            lantern_plot::PlotOptions::new(format!(
+                "Scaling value vectors of {}",
+                a.heads.join(", ")
+            ))
+            .x_label("alpha")
+            .y_label("answer rate (%)")
+            .y_range(0.0, 100.0),
+        );
         lantern_plot::line_chart(&series, &opts, dir.path("scale"))?;
     }
     if a.json {
         return print_json(&value);
     }
-    println!("{:>7} {:>11} {:>10} {:>7}", "alpha", "in-context", "memorized", "other");
+    println!(
+        "{:>7} {:>11} {:>10} {:>7}",
+        "alpha", "in-context", "memorized", "other"
+    );
     for p in &points {
-        println!("{:>7.2} {:>10.1}% {:>9.1}% {:>6.1}%", p.alpha, 100.0 * p.in_context, 100.0 * p.memorized, 100.0 * p.other);
+        println!(
+            "{:>7.2} {:>10.1}% {:>9.1}% {:>6.1}%",
+            p.alpha,
+            100.0 * p.in_context,
+            100.0 * p.memorized,
+            100.0 * p.other
+        );
     }
     Ok(())
 }
@@ -257,7 +409,13 @@ pub fn experiment(a: ExperimentArgs) -> Result<()> {
     if let Some(out) = a.out {
         file.out = Some(out);
     }
-    let model = ModelArgs { model_pos: None, model: a.model.or(file.model.clone()), dtype: "f32".into(), device: "cpu".into(), quiet: a.quiet };
+    let model = ModelArgs {
+        model_pos: None,
+        model: a.model.or(file.model.clone()),
+        dtype: "f32".into(),
+        device: "cpu".into(),
+        quiet: a.quiet,
+    };
     let lm = model.load()?;
     let quiet = a.quiet;
     let bar = move |label: &str, total: usize| -> Box<dyn FnMut(usize, usize)> {

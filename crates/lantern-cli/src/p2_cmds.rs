@@ -6,7 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use lantern_experiments::output::ResultsDir;
 use lantern_experiments::scorer::EngineScorer;
-use lantern_shapley::{run_with_options, Absent, LanguageModelScorer, Method, OpenAiScorer, PromptGame, RunOptions, Template, ValueKind};
+use lantern_shapley::{
+    run_with_options, Absent, LanguageModelScorer, Method, OpenAiScorer, PromptGame, RunOptions,
+    Template, ValueKind,
+};
 
 use crate::util::{print_json, progress, ModelArgs};
 
@@ -60,16 +63,42 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     let method: Method = a.method.parse()?;
     let absent: Absent = a.absent.parse()?;
     let value = match a.value.as_str() {
-        "logprob" => ValueKind::LogProb { target: a.target.clone().context("--target is required for --value logprob")? },
-        "prob" => ValueKind::Prob { target: a.target.clone().context("--target is required for --value prob")? },
-        "option_prob" => ValueKind::OptionProb { options: a.options.clone(), chosen: a.chosen },
+        "logprob" => ValueKind::LogProb {
+            target: a
+                .target
+                .clone()
+                .context("--target is required for --value logprob")?,
+        },
+        "prob" => ValueKind::Prob {
+            target: a
+                .target
+                .clone()
+                .context("--target is required for --value prob")?,
+        },
+        "option_prob" => ValueKind::OptionProb {
+            options: a.options.clone(),
+            chosen: a.chosen,
+        },
         "option_diff" => {
-            anyhow::ensure!(a.options.len() == 2, "--value option_diff needs exactly two --option");
-            ValueKind::OptionDiff { a: a.options[0].clone(), b: a.options[1].clone() }
+            anyhow::ensure!(
+                a.options.len() == 2,
+                "--value option_diff needs exactly two --option"
+            );
+            ValueKind::OptionDiff {
+                a: a.options[0].clone(),
+                b: a.options[1].clone(),
+            }
         }
-        other => anyhow::bail!("unknown --value `{other}` (logprob, prob, option_prob, option_diff)"),
+        other => {
+            anyhow::bail!("unknown --value `{other}` (logprob, prob, option_prob, option_diff)")
+        }
     };
-    let opts = RunOptions { budget: a.budget, seed: a.seed, batch_size: lantern_experiments::p2::COALITIONS_PER_CALL, ..Default::default() };
+    let opts = RunOptions {
+        budget: a.budget,
+        seed: a.seed,
+        batch_size: lantern_experiments::p2::COALITIONS_PER_CALL,
+        ..Default::default()
+    };
     let total = match method {
         Method::Exact => 1usize << template.n_players().min(20),
         _ => a.budget,
@@ -100,23 +129,68 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     if let Some(out) = &a.out {
         let dir = ResultsDir::create(out)?;
         dir.json("shapley.json", &result)?;
-        let bars = lantern_plot::BarOptions::new(lantern_plot::PlotOptions::new(format!("Shapley values ({}, {} evaluations)", result.method, result.evaluations)).x_label("component").y_label("Shapley value").size(1000, 650));
-        lantern_plot::bar_chart(&result.players, &result.values, Some(&result.std_errors), &bars, dir.path("shapley"))?;
-        let steps: Vec<(String, f64)> = result.players.iter().cloned().zip(result.values.iter().copied()).collect();
-        let wf = lantern_plot::WaterfallOptions::new(lantern_plot::PlotOptions::new("From v(none) to v(all)").x_label("component").y_label("value").size(1000, 650));
-        lantern_plot::waterfall("v(none)", result.v_empty, &steps, "v(all)", &wf, dir.path("waterfall"))?;
+        let bars = lantern_plot::BarOptions::new(
+            lantern_plot::PlotOptions::new(format!(
+                "Shapley values ({}, {} evaluations)",
+                result.method, result.evaluations
+            ))
+            .x_label("component")
+            .y_label("Shapley value")
+            .size(1000, 650),
+        );
+        lantern_plot::bar_chart(
+            &result.players,
+            &result.values,
+            Some(&result.std_errors),
+            &bars,
+            dir.path("shapley"),
+        )?;
+        let steps: Vec<(String, f64)> = result
+            .players
+            .iter()
+            .cloned()
+            .zip(result.values.iter().copied())
+            .collect();
+        let wf = lantern_plot::WaterfallOptions::new(
+            lantern_plot::PlotOptions::new("From v(none) to v(all)")
+                .x_label("component")
+                .y_label("value")
+                .size(1000, 650),
+        );
+        lantern_plot::waterfall(
+            "v(none)",
+            result.v_empty,
+            &steps,
+            "v(all)",
+            &wf,
+            dir.path("waterfall"),
+        )?;
     }
     if a.json {
         return print_json(&result);
     }
-    println!("{} Shapley values, {} evaluations in {seconds:.1} s; v(none) = {:.4}, v(all) = {:.4}", result.method, result.evaluations, result.v_empty, result.v_full);
+    println!(
+        "{} Shapley values, {} evaluations in {seconds:.1} s; v(none) = {:.4}, v(all) = {:.4}",
+        result.method, result.evaluations, result.v_empty, result.v_full
+    );
     for i in 0..result.players.len() {
-        println!("  {:<16} {:+.4} ± {:.4}", result.players[i], result.values[i], result.std_errors[i]);
+        println!(
+            "  {:<16} {:+.4} ± {:.4}",
+            result.players[i], result.values[i], result.std_errors[i]
+        );
     }
     Ok(())
 }
 
-fn run<S: LanguageModelScorer>(template: Template, absent: Absent, value: ValueKind, scorer: S, method: Method, opts: &RunOptions, tick: &mut dyn FnMut(usize, usize)) -> Result<lantern_shapley::ShapleyResult> {
+fn run<S: LanguageModelScorer>(
+    template: Template,
+    absent: Absent,
+    value: ValueKind,
+    scorer: S,
+    method: Method,
+    opts: &RunOptions,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Result<lantern_shapley::ShapleyResult> {
     let mut game = PromptGame::new(template, absent, value, scorer)?;
     Ok(run_with_options(method, &mut game, opts, Some(tick))?)
 }

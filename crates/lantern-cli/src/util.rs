@@ -34,14 +34,22 @@ impl ModelArgs {
         };
         let device = match self.device.as_str() {
             "cpu" => Device::Cpu,
-            "cuda" => Device::new_cuda(0).context("opening CUDA device 0 (is this binary built with --features cuda?)")?,
+            "cuda" => Device::new_cuda(0)
+                .context("opening CUDA device 0 (is this binary built with --features cuda?)")?,
             other => anyhow::bail!("unknown device `{other}` (cpu, cuda)"),
         };
         let spec = match self.model.as_ref().or(self.model_pos.as_ref()) {
             Some(s) => s.clone(),
             None => lantern_engine::default_model_path()?.display().to_string(),
         };
-        Ok(load(&spec, &LoadOptions { dtype, device, progress: !self.quiet })?)
+        Ok(load(
+            &spec,
+            &LoadOptions {
+                dtype,
+                device,
+                progress: !self.quiet,
+            },
+        )?)
     }
 }
 
@@ -52,9 +60,11 @@ pub fn progress(quiet: bool, total: usize, what: &str) -> indicatif::ProgressBar
     }
     let pb = indicatif::ProgressBar::new(total as u64);
     pb.set_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} ({per_sec}, ETA {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb

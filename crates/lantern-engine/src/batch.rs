@@ -68,6 +68,10 @@ impl Batch {
     /// `[B, T]` u32.
     pub fn ids_tensor(&self, device: &Device) -> Result<Tensor> {
         let flat: Vec<u32> = self.ids.iter().flatten().copied().collect();
-        Ok(Tensor::from_vec(flat, (self.len(), self.seq_len()), device)?)
+        Ok(Tensor::from_vec(
+            flat,
+            (self.len(), self.seq_len()),
+            device,
+        )?)
     }
 }

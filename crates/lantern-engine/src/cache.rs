@@ -25,7 +25,10 @@ impl ActivationCache {
     /// The activation at a point, or an error naming it when it was not captured.
     pub fn require(&self, point: HookPoint) -> Result<&Tensor> {
         self.tensors.get(&point).ok_or_else(|| {
-            Error::invalid(format!("`{point}` was not captured (captured: {} points)", self.tensors.len()))
+            Error::invalid(format!(
+                "`{point}` was not captured (captured: {} points)",
+                self.tensors.len()
+            ))
         })
     }
     /// Lookup by name, e.g. `blocks.0.hook_resid_post`.
@@ -43,7 +46,10 @@ impl ActivationCache {
     }
     /// Bytes held by the cached tensors.
     pub fn nbytes(&self) -> usize {
-        self.tensors.values().map(|t| t.elem_count() * t.dtype().size_in_bytes()).sum()
+        self.tensors
+            .values()
+            .map(|t| t.elem_count() * t.dtype().size_in_bytes())
+            .sum()
     }
     /// Mean over the batch axis, keeping it (size 1) so it broadcasts: for mean-ablation.
     pub fn mean_over_batch(&self, point: HookPoint) -> Result<Tensor> {
@@ -53,20 +59,41 @@ impl ActivationCache {
     /// Writes every tensor to one safetensors file, keyed by hook name. Atomic: a temporary file
     /// in the same folder is renamed into place, so a failure never leaves a partial file.
     pub fn save_safetensors(&self, path: &Path) -> Result<()> {
-        let named: Vec<(String, Tensor)> = self.tensors.iter().map(|(p, t)| (p.name(), t.clone())).collect();
-        write_atomic(path, |tmp| Ok(candle_core::safetensors::save(&named.iter().map(|(n, t)| (n.as_str(), t.clone())).collect(), tmp)?))
+        let named: Vec<(String, Tensor)> = self
+            .tensors
+            .iter()
+            .map(|(p, t)| (p.name(), t.clone()))
+            .collect();
+        write_atomic(path, |tmp| {
+            Ok(candle_core::safetensors::save(
+                &named.iter().map(|(n, t)| (n.as_str(), t.clone())).collect(),
+                tmp,
+            )?)
+        })
     }
 
     /// Writes one `<hook name>.npy` per tensor into a new folder `dir` (created atomically).
     pub fn save_npy_dir(&self, dir: &Path) -> Result<()> {
         if dir.exists() {
-            return Err(Error::file(dir, "already exists; choose a new folder for the .npy files"));
+            return Err(Error::file(
+                dir,
+                "already exists; choose a new folder for the .npy files",
+            ));
         }
-        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = parent.join(format!(".{}.partial", dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy")));
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = parent.join(format!(
+            ".{}.partial",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy")
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
-        let result = self.tensors.iter().try_for_each(|(p, t)| write_npy(&tmp.join(format!("{}.npy", p.name())), t));
+        let result = self
+            .tensors
+            .iter()
+            .try_for_each(|(p, t)| write_npy(&tmp.join(format!("{}.npy", p.name())), t));
         match result {
             Ok(()) => std::fs::rename(&tmp, dir).map_err(|e| Error::file(dir, e)),
             Err(e) => {
@@ -79,11 +106,17 @@ impl ActivationCache {
 
 /// Writes a file through `write` into a temporary sibling, then renames it into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(Error::file(parent, "folder does not exist"));
     }
-    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::file(path, "not a file name"))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::file(path, "not a file name"))?;
     let tmp = parent.join(format!(".{name}.partial"));
     match write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))) {
         Ok(()) => Ok(()),
@@ -101,17 +134,55 @@ fn write_npy(path: &Path, t: &Tensor) -> Result<()> {
         _ => t.clone(),
     };
     let (descr, data): (&str, Vec<u8>) = match t.dtype() {
-        DType::F32 => ("<f4", t.flatten_all()?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::F64 => ("<f8", t.flatten_all()?.to_vec1::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::U32 => ("<u4", t.flatten_all()?.to_vec1::<u32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DType::I64 => ("<i8", t.flatten_all()?.to_vec1::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F32 => (
+            "<f4",
+            t.flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::F64 => (
+            "<f8",
+            t.flatten_all()?
+                .to_vec1::<f64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::U32 => (
+            "<u4",
+            t.flatten_all()?
+                .to_vec1::<u32>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
+        DType::I64 => (
+            "<i8",
+            t.flatten_all()?
+                .to_vec1::<i64>()?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        ),
         DType::U8 => ("|u1", t.flatten_all()?.to_vec1::<u8>()?),
-        other => return Err(Error::invalid(format!("cannot write dtype {other:?} to .npy"))),
+        other => {
+            return Err(Error::invalid(format!(
+                "cannot write dtype {other:?} to .npy"
+            )))
+        }
     };
     let shape = match t.dims() {
         [] => "()".to_string(),
         [d] => format!("({d},)"),
-        dims => format!("({})", dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+        dims => format!(
+            "({})",
+            dims.iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     let unpadded = 10 + header.len() + 1;

@@ -80,7 +80,12 @@ pub enum RopeScaling {
     /// Positions divided by `factor`.
     Linear { factor: f64 },
     /// Llama 3.x's band-wise rescaling of the inverse frequencies.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position: f64 },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position: f64,
+    },
 }
 
 /// Rotary position embedding settings.
@@ -102,7 +107,12 @@ impl Rope {
             .collect();
         match self.scaling {
             Some(RopeScaling::Linear { factor }) => inv.iter_mut().for_each(|f| *f /= factor),
-            Some(RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position }) => {
+            Some(RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position,
+            }) => {
                 let low_wavelen = original_max_position / low_freq_factor;
                 let high_wavelen = original_max_position / high_freq_factor;
                 for f in inv.iter_mut() {
@@ -194,7 +204,10 @@ impl ModelConfig {
             )));
         }
         if let Some(rope) = &self.rope {
-            if rope.rotary_dim == 0 || rope.rotary_dim > self.d_head || !rope.rotary_dim.is_multiple_of(2) {
+            if rope.rotary_dim == 0
+                || rope.rotary_dim > self.d_head
+                || !rope.rotary_dim.is_multiple_of(2)
+            {
                 return Err(Error::config(format!(
                     "rotary dimension {} must be even and within d_head {}",
                     rope.rotary_dim, self.d_head
@@ -202,14 +215,17 @@ impl ModelConfig {
             }
         }
         if self.sliding_window.len() != self.n_layers {
-            return Err(Error::config("one sliding-window entry per layer is required"));
+            return Err(Error::config(
+                "one sliding-window entry per layer is required",
+            ));
         }
         Ok(())
     }
 
     /// Parses a Hugging Face `config.json`.
     pub fn from_hf_json(text: &str) -> Result<Self> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::config(format!("invalid JSON: {e}")))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| Error::config(format!("invalid JSON: {e}")))?;
         let j = Json(&v);
         // Gemma 3 multimodal configs nest the language model.
         let j = match v.get("text_config") {
@@ -221,7 +237,9 @@ impl ModelConfig {
         let cfg = match arch {
             Architecture::Gpt2 => gpt2(&j)?,
             Architecture::GptNeoX => gpt_neox(&j)?,
-            Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => llama_like(&j, arch)?,
+            Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => {
+                llama_like(&j, arch)?
+            }
             Architecture::Gemma3 => gemma3(&j)?,
         };
         cfg.validate()?;
@@ -240,7 +258,9 @@ impl Json<'_> {
         self.get(key)
             .and_then(Value::as_u64)
             .map(|v| v as usize)
-            .ok_or_else(|| Error::config(format!("`{key}` is missing or not a non-negative integer")))
+            .ok_or_else(|| {
+                Error::config(format!("`{key}` is missing or not a non-negative integer"))
+            })
     }
     fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         if self.get(key).is_some() {
@@ -252,13 +272,17 @@ impl Json<'_> {
     fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| Error::config(format!("`{key}` is not a number"))),
+            Some(v) => v
+                .as_f64()
+                .ok_or_else(|| Error::config(format!("`{key}` is not a number"))),
         }
     }
     fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| Error::config(format!("`{key}` is not a boolean"))),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| Error::config(format!("`{key}` is not a boolean"))),
         }
     }
     fn str(&self, key: &str) -> Result<String> {
@@ -279,7 +303,9 @@ impl Json<'_> {
 fn gpt2(j: &Json) -> Result<ModelConfig> {
     let d_model = j.usize("n_embd")?;
     let n_heads = j.usize("n_head")?;
-    if j.bool_or("scale_attn_by_inverse_layer_idx", false)? || j.bool_or("reorder_and_upcast_attn", false)? {
+    if j.bool_or("scale_attn_by_inverse_layer_idx", false)?
+        || j.bool_or("reorder_and_upcast_attn", false)?
+    {
         return Err(Error::config("GPT-2 variants with scale_attn_by_inverse_layer_idx or reorder_and_upcast_attn are not supported"));
     }
     let n_layers = j.usize("n_layer")?;
@@ -295,7 +321,10 @@ fn gpt2(j: &Json) -> Result<ModelConfig> {
         max_positions: j.usize("n_positions")?,
         norm: NormKind::LayerNorm,
         norm_eps: j.f64_or("layer_norm_epsilon", 1e-5)?,
-        activation: Activation::parse(&j.str("activation_function").unwrap_or_else(|_| "gelu_new".into()))?,
+        activation: Activation::parse(
+            &j.str("activation_function")
+                .unwrap_or_else(|_| "gelu_new".into()),
+        )?,
         gated_mlp: false,
         rope: None,
         rope_local: None,
@@ -315,7 +344,10 @@ fn gpt_neox(j: &Json) -> Result<ModelConfig> {
     let d_model = j.usize("hidden_size")?;
     let n_heads = j.usize("num_attention_heads")?;
     let d_head = d_model / n_heads;
-    let rotary_pct = match j.get("rope_parameters").and_then(|r| r.get("partial_rotary_factor")) {
+    let rotary_pct = match j
+        .get("rope_parameters")
+        .and_then(|r| r.get("partial_rotary_factor"))
+    {
         Some(v) => v.as_f64().unwrap_or(1.0),
         None => j.f64_or("rotary_pct", j.f64_or("partial_rotary_factor", 1.0)?)?,
     };
@@ -335,7 +367,11 @@ fn gpt_neox(j: &Json) -> Result<ModelConfig> {
         norm_eps: j.f64_or("layer_norm_eps", 1e-5)?,
         activation: Activation::parse(&j.str("hidden_act").unwrap_or_else(|_| "gelu".into()))?,
         gated_mlp: false,
-        rope: Some(Rope { theta, rotary_dim: (d_head as f64 * rotary_pct) as usize, scaling: rope_scaling(j)? }),
+        rope: Some(Rope {
+            theta,
+            rotary_dim: (d_head as f64 * rotary_pct) as usize,
+            scaling: rope_scaling(j)?,
+        }),
         rope_local: None,
         parallel_residual: j.bool_or("use_parallel_residual", true)?,
         tied_embeddings: j.bool_or("tie_word_embeddings", false)?,
@@ -351,7 +387,11 @@ fn gpt_neox(j: &Json) -> Result<ModelConfig> {
 
 /// `rope_theta` (transformers < 5) or `rope_parameters.rope_theta` (transformers 5).
 fn rope_theta(j: &Json, default: f64) -> Result<f64> {
-    if let Some(t) = j.get("rope_parameters").and_then(|r| r.get("rope_theta")).and_then(Value::as_f64) {
+    if let Some(t) = j
+        .get("rope_parameters")
+        .and_then(|r| r.get("rope_theta"))
+        .and_then(Value::as_f64)
+    {
         return Ok(t);
     }
     j.f64_or("rope_theta", j.f64_or("rotary_emb_base", default)?)
@@ -362,10 +402,15 @@ fn rope_scaling(j: &Json) -> Result<Option<RopeScaling>> {
         return Ok(None);
     };
     let s = Json(s);
-    let kind = s.str("rope_type").or_else(|_| s.str("type")).unwrap_or_else(|_| "default".into());
+    let kind = s
+        .str("rope_type")
+        .or_else(|_| s.str("type"))
+        .unwrap_or_else(|_| "default".into());
     Ok(match kind.as_str() {
         "default" => None,
-        "linear" => Some(RopeScaling::Linear { factor: s.f64_or("factor", 1.0)? }),
+        "linear" => Some(RopeScaling::Linear {
+            factor: s.f64_or("factor", 1.0)?,
+        }),
         "llama3" => Some(RopeScaling::Llama3 {
             factor: s.f64_or("factor", 8.0)?,
             low_freq_factor: s.f64_or("low_freq_factor", 1.0)?,
@@ -382,8 +427,12 @@ fn llama_like(j: &Json, arch: Architecture) -> Result<ModelConfig> {
     let d_head = j.usize_or("head_dim", d_model / n_heads)?;
     let n_layers = j.usize("num_hidden_layers")?;
     let window = match arch {
-        Architecture::Mistral | Architecture::Qwen2 if j.bool_or("use_sliding_window", arch == Architecture::Mistral)? => {
-            j.get("sliding_window").and_then(Value::as_u64).map(|w| w as usize)
+        Architecture::Mistral | Architecture::Qwen2
+            if j.bool_or("use_sliding_window", arch == Architecture::Mistral)? =>
+        {
+            j.get("sliding_window")
+                .and_then(Value::as_u64)
+                .map(|w| w as usize)
         }
         _ => None,
     };
@@ -401,7 +450,11 @@ fn llama_like(j: &Json, arch: Architecture) -> Result<ModelConfig> {
         norm_eps: j.f64_or("rms_norm_eps", 1e-6)?,
         activation: Activation::parse(&j.str("hidden_act").unwrap_or_else(|_| "silu".into()))?,
         gated_mlp: true,
-        rope: Some(Rope { theta: rope_theta(j, 10000.0)?, rotary_dim: d_head, scaling: rope_scaling(j)? }),
+        rope: Some(Rope {
+            theta: rope_theta(j, 10000.0)?,
+            rotary_dim: d_head,
+            scaling: rope_scaling(j)?,
+        }),
         rope_local: None,
         parallel_residual: false,
         tied_embeddings: j.bool_or("tie_word_embeddings", false)?,
@@ -422,24 +475,40 @@ fn gemma3(j: &Json) -> Result<ModelConfig> {
     let n_layers = j.usize("num_hidden_layers")?;
     let window = j.usize_or("sliding_window", 4096)?;
     let sliding: Vec<bool> = match j.get("layer_types").and_then(Value::as_array) {
-        Some(types) => types.iter().map(|t| t.as_str() == Some("sliding_attention")).collect(),
+        Some(types) => types
+            .iter()
+            .map(|t| t.as_str() == Some("sliding_attention"))
+            .collect(),
         None => {
             let pattern = j.usize_or("sliding_window_pattern", 6)?;
             (0..n_layers).map(|i| (i + 1) % pattern != 0).collect()
         }
     };
     if sliding.len() != n_layers {
-        return Err(Error::config(format!("`layer_types` has {} entries for {n_layers} layers", sliding.len())));
+        return Err(Error::config(format!(
+            "`layer_types` has {} entries for {n_layers} layers",
+            sliding.len()
+        )));
     }
     // transformers 5 nests per-layer-type rope settings under rope_parameters.
     let (global_theta, local_theta, scaling) = match j.get("rope_parameters") {
         Some(rp) if rp.get("full_attention").is_some() => {
             let full = Json(&rp["full_attention"]);
             let local = Json(&rp["sliding_attention"]);
-            let scaling = rope_scaling(&Json(&serde_json::json!({ "rope_scaling": rp["full_attention"] })))?;
-            (full.f64_or("rope_theta", 1e6)?, local.f64_or("rope_theta", 1e4)?, scaling)
+            let scaling = rope_scaling(&Json(
+                &serde_json::json!({ "rope_scaling": rp["full_attention"] }),
+            ))?;
+            (
+                full.f64_or("rope_theta", 1e6)?,
+                local.f64_or("rope_theta", 1e4)?,
+                scaling,
+            )
         }
-        _ => (j.f64_or("rope_theta", 1e6)?, j.f64_or("rope_local_base_freq", 1e4)?, rope_scaling(j)?),
+        _ => (
+            j.f64_or("rope_theta", 1e6)?,
+            j.f64_or("rope_local_base_freq", 1e4)?,
+            rope_scaling(j)?,
+        ),
     };
     let act = j
         .str("hidden_activation")
@@ -459,8 +528,16 @@ fn gemma3(j: &Json) -> Result<ModelConfig> {
         norm_eps: j.f64_or("rms_norm_eps", 1e-6)?,
         activation: Activation::parse(&act)?,
         gated_mlp: true,
-        rope: Some(Rope { theta: global_theta, rotary_dim: d_head, scaling }),
-        rope_local: Some(Rope { theta: local_theta, rotary_dim: d_head, scaling: None }),
+        rope: Some(Rope {
+            theta: global_theta,
+            rotary_dim: d_head,
+            scaling,
+        }),
+        rope_local: Some(Rope {
+            theta: local_theta,
+            rotary_dim: d_head,
+            scaling: None,
+        }),
         parallel_residual: false,
         tied_embeddings: j.bool_or("tie_word_embeddings", true)?,
         embed_scale: true,

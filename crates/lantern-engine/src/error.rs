@@ -10,16 +10,28 @@ pub enum Error {
     File { path: PathBuf, message: String },
     #[error("config: {0}")]
     Config(String),
-    #[error("unknown architecture `{0}` (supported: gpt2, gpt_neox, llama, mistral, qwen2, gemma3)")]
+    #[error(
+        "unknown architecture `{0}` (supported: gpt2, gpt_neox, llama, mistral, qwen2, gemma3)"
+    )]
     UnknownArchitecture(String),
-    #[error("tensor `{name}`: the config implies shape {expected:?} but the weights hold {found:?}")]
-    ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
+    #[error(
+        "tensor `{name}`: the config implies shape {expected:?} but the weights hold {found:?}"
+    )]
+    ShapeMismatch {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     #[error("tensor `{0}` is missing from the weights")]
     MissingTensor(String),
     #[error("unknown hook point `{name}`{hint}")]
     UnknownHook { name: String, hint: String },
     #[error("{what} {index} is out of range: there are {count} {what}s (valid: 0..{count})")]
-    OutOfRange { what: &'static str, index: usize, count: usize },
+    OutOfRange {
+        what: &'static str,
+        index: usize,
+        count: usize,
+    },
     #[error("the prompt is empty")]
     EmptyPrompt,
     #[error("the prompt is {len} tokens long but the model's context window is {max} tokens")]
@@ -40,7 +52,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn file(path: impl Into<PathBuf>, message: impl std::fmt::Display) -> Self {
-        Error::File { path: path.into(), message: message.to_string() }
+        Error::File {
+            path: path.into(),
+            message: message.to_string(),
+        }
     }
     pub(crate) fn config(message: impl std::fmt::Display) -> Self {
         Error::Config(message.to_string())

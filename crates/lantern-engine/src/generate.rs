@@ -19,7 +19,12 @@ pub enum Sampling {
     Greedy,
     /// Sampling from the temperature-scaled distribution, optionally cut to the top k tokens and
     /// to the smallest set whose probability reaches top_p; seeded, so reproducible.
-    Sample { temperature: f64, top_k: Option<usize>, top_p: Option<f64>, seed: u64 },
+    Sample {
+        temperature: f64,
+        top_k: Option<usize>,
+        top_p: Option<f64>,
+        seed: u64,
+    },
 }
 
 /// Generation settings.
@@ -39,7 +44,13 @@ pub struct GenerateConfig {
 
 impl Default for GenerateConfig {
     fn default() -> Self {
-        GenerateConfig { max_new_tokens: 32, sampling: Sampling::Greedy, stop_strings: Vec::new(), stop_at_eos: true, capture_steps: false }
+        GenerateConfig {
+            max_new_tokens: 32,
+            sampling: Sampling::Greedy,
+            stop_strings: Vec::new(),
+            stop_at_eos: true,
+            capture_steps: false,
+        }
     }
 }
 
@@ -71,22 +82,45 @@ pub struct BatchGeneration {
 
 impl Model {
     /// Generates a continuation of one prompt.
-    pub fn generate(&self, tokenizer: &Tokenizer, prompt: &str, cfg: &GenerateConfig, hooks: &mut Hooks) -> Result<Generation> {
+    pub fn generate(
+        &self,
+        tokenizer: &Tokenizer,
+        prompt: &str,
+        cfg: &GenerateConfig,
+        hooks: &mut Hooks,
+    ) -> Result<Generation> {
         let mut out = self.generate_batch(tokenizer, &[prompt], cfg, hooks)?;
         Ok(out.rows.remove(0))
     }
 
     /// Generates continuations of several prompts together (left-padded, one KV cache).
-    pub fn generate_batch<S: AsRef<str>>(&self, tokenizer: &Tokenizer, prompts: &[S], cfg: &GenerateConfig, hooks: &mut Hooks) -> Result<BatchGeneration> {
+    pub fn generate_batch<S: AsRef<str>>(
+        &self,
+        tokenizer: &Tokenizer,
+        prompts: &[S],
+        cfg: &GenerateConfig,
+        hooks: &mut Hooks,
+    ) -> Result<BatchGeneration> {
         let batch = Batch::from_prompts(tokenizer, prompts)?;
         self.generate_ids(tokenizer, &batch, cfg, hooks)
     }
 
     /// Generates from an already tokenised batch.
-    pub fn generate_ids(&self, tokenizer: &Tokenizer, batch: &Batch, cfg: &GenerateConfig, hooks: &mut Hooks) -> Result<BatchGeneration> {
-        if let Sampling::Sample { temperature, top_p, .. } = cfg.sampling {
+    pub fn generate_ids(
+        &self,
+        tokenizer: &Tokenizer,
+        batch: &Batch,
+        cfg: &GenerateConfig,
+        hooks: &mut Hooks,
+    ) -> Result<BatchGeneration> {
+        if let Sampling::Sample {
+            temperature, top_p, ..
+        } = cfg.sampling
+        {
             if !(temperature > 0.0 && temperature.is_finite()) {
-                return Err(Error::invalid(format!("temperature must be positive, got {temperature}")));
+                return Err(Error::invalid(format!(
+                    "temperature must be positive, got {temperature}"
+                )));
             }
             if top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
                 return Err(Error::invalid("top_p must be in (0, 1]"));
@@ -95,7 +129,10 @@ impl Model {
         let longest = batch.seq_len() + cfg.max_new_tokens;
         let shortest_pad = batch.pad_left.iter().copied().min().unwrap_or(0);
         if longest - shortest_pad > self.config().max_positions {
-            return Err(Error::PromptTooLong { len: longest - shortest_pad, max: self.config().max_positions });
+            return Err(Error::PromptTooLong {
+                len: longest - shortest_pad,
+                max: self.config().max_positions,
+            });
         }
         let b = batch.len();
         let mut rng = match cfg.sampling {
@@ -104,7 +141,12 @@ impl Model {
         };
         let mut cache = self.new_kv_cache(&batch.pad_left);
         let mut rows: Vec<Generation> = (0..b)
-            .map(|i| Generation { prompt_ids: batch.row(i).to_vec(), new_ids: Vec::new(), text: String::new(), stop: StopReason::MaxTokens })
+            .map(|i| Generation {
+                prompt_ids: batch.row(i).to_vec(),
+                new_ids: Vec::new(),
+                text: String::new(),
+                stop: StopReason::MaxTokens,
+            })
             .collect();
         let mut done = vec![cfg.max_new_tokens == 0; b];
         let mut step_caches = Vec::new();
@@ -118,7 +160,15 @@ impl Model {
             let mut next = Vec::with_capacity(b);
             for (i, row_logits) in logits.iter().enumerate() {
                 let id = match (&cfg.sampling, rng.as_mut()) {
-                    (Sampling::Sample { temperature, top_k, top_p, .. }, Some(rng)) => sample(row_logits, *temperature, *top_k, *top_p, rng),
+                    (
+                        Sampling::Sample {
+                            temperature,
+                            top_k,
+                            top_p,
+                            ..
+                        },
+                        Some(rng),
+                    ) => sample(row_logits, *temperature, *top_k, *top_p, rng),
                     _ => argmax(row_logits),
                 };
                 next.push(id);
@@ -133,7 +183,12 @@ impl Model {
                 }
                 row.new_ids.push(id);
                 let text = tokenizer.decode(&row.new_ids)?;
-                if let Some(cut) = cfg.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
+                if let Some(cut) = cfg
+                    .stop_strings
+                    .iter()
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min()
+                {
                     row.text = text[..cut].to_string();
                     row.stop = StopReason::StopString;
                     done[i] = true;
@@ -161,14 +216,23 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-fn sample(logits: &[f32], temperature: f64, top_k: Option<usize>, top_p: Option<f64>, rng: &mut ChaCha8Rng) -> u32 {
+fn sample(
+    logits: &[f32],
+    temperature: f64,
+    top_k: Option<usize>,
+    top_p: Option<f64>,
+    rng: &mut ChaCha8Rng,
+) -> u32 {
     let mut order: Vec<usize> = (0..logits.len()).collect();
     order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
     if let Some(k) = top_k {
         order.truncate(k.max(1));
     }
     let max = logits[order[0]] as f64;
-    let mut probs: Vec<f64> = order.iter().map(|&i| ((logits[i] as f64 - max) / temperature).exp()).collect();
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|&i| ((logits[i] as f64 - max) / temperature).exp())
+        .collect();
     let total: f64 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= total);
     if let Some(p) = top_p {

@@ -31,11 +31,21 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::file(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| Error::file(path, format!("not a valid GGUF file: {e}")))?;
+        let content = Content::read(&mut reader)
+            .map_err(|e| Error::file(path, format!("not a valid GGUF file: {e}")))?;
         let arch = meta_str(&content, "general.architecture").map_err(|e| Error::file(path, e))?;
-        let n_heads = meta_usize(&content, &format!("{arch}.attention.head_count")).map_err(|e| Error::file(path, e))?;
-        let n_kv_heads = meta_usize(&content, &format!("{arch}.attention.head_count_kv")).unwrap_or(n_heads);
-        Ok(GgufFile { path: path.to_path_buf(), content, reader, arch, n_heads, n_kv_heads })
+        let n_heads = meta_usize(&content, &format!("{arch}.attention.head_count"))
+            .map_err(|e| Error::file(path, e))?;
+        let n_kv_heads =
+            meta_usize(&content, &format!("{arch}.attention.head_count_kv")).unwrap_or(n_heads);
+        Ok(GgufFile {
+            path: path.to_path_buf(),
+            content,
+            reader,
+            arch,
+            n_heads,
+            n_kv_heads,
+        })
     }
 
     /// The model config from the metadata.
@@ -51,12 +61,18 @@ impl GgufFile {
         };
         let d_model = meta_usize(c, &format!("{a}.embedding_length")).map_err(err)?;
         let n_layers = meta_usize(c, &format!("{a}.block_count")).map_err(err)?;
-        let d_head = meta_usize(c, &format!("{a}.attention.key_length")).unwrap_or(d_model / self.n_heads);
+        let d_head =
+            meta_usize(c, &format!("{a}.attention.key_length")).unwrap_or(d_model / self.n_heads);
         let vocab_size = match meta_usize(c, &format!("{a}.vocab_size")) {
             Ok(v) => v,
             Err(_) => match c.metadata.get("tokenizer.ggml.tokens") {
                 Some(Value::Array(tokens)) => tokens.len(),
-                _ => return Err(Error::file(&self.path, "no vocabulary size in the metadata")),
+                _ => {
+                    return Err(Error::file(
+                        &self.path,
+                        "no vocabulary size in the metadata",
+                    ))
+                }
             },
         };
         let theta = meta_f64(c, &format!("{a}.rope.freq_base")).unwrap_or(10000.0);
@@ -64,7 +80,9 @@ impl GgufFile {
         let sliding_window = if gemma {
             let window = meta_usize(c, &format!("{a}.attention.sliding_window")).unwrap_or(512);
             // Every sixth layer is global in Gemma 3.
-            (0..n_layers).map(|i| ((i + 1) % 6 != 0).then_some(window)).collect()
+            (0..n_layers)
+                .map(|i| ((i + 1) % 6 != 0).then_some(window))
+                .collect()
         } else {
             vec![None; n_layers]
         };
@@ -81,10 +99,22 @@ impl GgufFile {
             max_positions: meta_usize(c, &format!("{a}.context_length")).unwrap_or(2048),
             norm: NormKind::RmsNorm,
             norm_eps: meta_f64(c, &format!("{a}.attention.layer_norm_rms_epsilon")).unwrap_or(1e-6),
-            activation: if gemma { Activation::GeluTanh } else { Activation::Silu },
+            activation: if gemma {
+                Activation::GeluTanh
+            } else {
+                Activation::Silu
+            },
             gated_mlp: true,
-            rope: Some(Rope { theta, rotary_dim: d_head, scaling: None }),
-            rope_local: gemma.then_some(Rope { theta: 10000.0, rotary_dim: d_head, scaling: None }),
+            rope: Some(Rope {
+                theta,
+                rotary_dim: d_head,
+                scaling: None,
+            }),
+            rope_local: gemma.then_some(Rope {
+                theta: 10000.0,
+                rotary_dim: d_head,
+                scaling: None,
+            }),
             parallel_residual: false,
             tied_embeddings: tied,
             embed_scale: gemma,
@@ -92,8 +122,12 @@ impl GgufFile {
             qk_norm: gemma,
             attn_scale: 1.0 / (d_head as f64).sqrt(),
             sliding_window,
-            bos_token_id: meta_usize(c, "tokenizer.ggml.bos_token_id").ok().map(|v| v as u32),
-            eos_token_id: meta_usize(c, "tokenizer.ggml.eos_token_id").ok().map(|v| v as u32),
+            bos_token_id: meta_usize(c, "tokenizer.ggml.bos_token_id")
+                .ok()
+                .map(|v| v as u32),
+            eos_token_id: meta_usize(c, "tokenizer.ggml.eos_token_id")
+                .ok()
+                .map(|v| v as u32),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -101,7 +135,8 @@ impl GgufFile {
 
     /// A byte-level BPE tokenizer from the vocabulary and merges in the metadata.
     pub fn tokenizer(&self) -> Result<crate::Tokenizer> {
-        crate::tokenizer::from_gguf_metadata(&self.content.metadata).map_err(|e| Error::file(&self.path, e))
+        crate::tokenizer::from_gguf_metadata(&self.content.metadata)
+            .map_err(|e| Error::file(&self.path, e))
     }
 
     /// The GGUF name of a Hugging Face tensor name, and whether its rows need un-permuting
@@ -126,8 +161,14 @@ impl GgufFile {
             "post_attention_layernorm" if self.arch == "gemma3" => ("post_attention_norm", None),
             "post_attention_layernorm" | "pre_feedforward_layernorm" => ("ffn_norm", None),
             "post_feedforward_layernorm" => ("post_ffw_norm", None),
-            "self_attn.q_proj" => ("attn_q", (llama && kind == "weight").then_some(self.n_heads)),
-            "self_attn.k_proj" => ("attn_k", (llama && kind == "weight").then_some(self.n_kv_heads)),
+            "self_attn.q_proj" => (
+                "attn_q",
+                (llama && kind == "weight").then_some(self.n_heads),
+            ),
+            "self_attn.k_proj" => (
+                "attn_k",
+                (llama && kind == "weight").then_some(self.n_kv_heads),
+            ),
             "self_attn.v_proj" => ("attn_v", None),
             "self_attn.o_proj" => ("attn_output", None),
             "self_attn.q_norm" => ("attn_q_norm", None),
@@ -143,15 +184,23 @@ impl GgufFile {
 
 impl TensorSource for GgufFile {
     fn contains(&self, name: &str) -> bool {
-        self.gguf_name(name).is_some_and(|(g, _)| self.content.tensor_infos.contains_key(&g))
+        self.gguf_name(name)
+            .is_some_and(|(g, _)| self.content.tensor_infos.contains_key(&g))
     }
 
     fn read(&mut self, name: &str) -> Result<Tensor> {
-        let (gguf, permute) = self.gguf_name(name).ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        let (gguf, permute) = self
+            .gguf_name(name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
         let q = self
             .content
             .tensor(&mut self.reader, &gguf, &Device::Cpu)
-            .map_err(|e| Error::file(&self.path, format!("tensor `{gguf}` could not be read: {e}")))?;
+            .map_err(|e| {
+                Error::file(
+                    &self.path,
+                    format!("tensor `{gguf}` could not be read: {e}"),
+                )
+            })?;
         let mut t = q.dequantize(&Device::Cpu)?;
         // Gemma's norms are stored as `1 + w` by llama.cpp; the loader adds the 1 to HF's `w`.
         if self.arch == "gemma3" && gguf.ends_with("norm.weight") {
@@ -168,15 +217,23 @@ impl TensorSource for GgufFile {
 pub fn unpermute_rows(w: &Tensor, heads: usize) -> Result<Tensor> {
     let (rows, cols) = w.dims2()?;
     let dh = rows / heads;
-    Ok(w.reshape((heads, dh / 2, 2, cols))?.transpose(1, 2)?.contiguous()?.reshape((rows, cols))?)
+    Ok(w.reshape((heads, dh / 2, 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, cols))?)
 }
 
 fn meta<'a>(c: &'a Content, key: &str) -> Result<&'a Value> {
-    c.metadata.get(key).ok_or_else(|| Error::invalid(format!("metadata key `{key}` is missing")))
+    c.metadata
+        .get(key)
+        .ok_or_else(|| Error::invalid(format!("metadata key `{key}` is missing")))
 }
 
 pub(crate) fn meta_str(c: &Content, key: &str) -> Result<String> {
-    Ok(meta(c, key)?.to_string().map_err(|e| Error::invalid(format!("`{key}`: {e}")))?.clone())
+    Ok(meta(c, key)?
+        .to_string()
+        .map_err(|e| Error::invalid(format!("`{key}`: {e}")))?
+        .clone())
 }
 
 fn meta_usize(c: &Content, key: &str) -> Result<usize> {
@@ -190,7 +247,10 @@ fn meta_usize(c: &Content, key: &str) -> Result<usize> {
 
 fn meta_f64(c: &Content, key: &str) -> Result<f64> {
     let v = meta(c, key)?;
-    v.to_f32().map(f64::from).or_else(|_| v.to_f64()).map_err(|e| Error::invalid(format!("`{key}`: {e}")))
+    v.to_f32()
+        .map(f64::from)
+        .or_else(|_| v.to_f64())
+        .map_err(|e| Error::invalid(format!("`{key}`: {e}")))
 }
 
 /// GGUF metadata as a plain map, for the tokenizer builder.

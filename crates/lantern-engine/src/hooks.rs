@@ -98,17 +98,30 @@ pub struct Axes {
 
 impl HookKind {
     pub fn is_block(self) -> bool {
-        !matches!(self, Embed | PosEmbed | LnFinalScale | LnFinalNormalized | Logits)
+        !matches!(
+            self,
+            Embed | PosEmbed | LnFinalScale | LnFinalNormalized | Logits
+        )
     }
 
     /// Per-head points, whose head axis can be selected.
     pub fn axes(self) -> Axes {
         match self {
-            AttnQ | AttnK | AttnV | AttnRotQ | AttnRotK | AttnZ | AttnResult => {
-                Axes { batch: 0, pos: 1, head: Some(2) }
-            }
-            AttnScores | AttnPattern => Axes { batch: 0, pos: 2, head: Some(1) },
-            _ => Axes { batch: 0, pos: 1, head: None },
+            AttnQ | AttnK | AttnV | AttnRotQ | AttnRotK | AttnZ | AttnResult => Axes {
+                batch: 0,
+                pos: 1,
+                head: Some(2),
+            },
+            AttnScores | AttnPattern => Axes {
+                batch: 0,
+                pos: 2,
+                head: Some(1),
+            },
+            _ => Axes {
+                batch: 0,
+                pos: 1,
+                head: None,
+            },
         }
     }
 
@@ -141,7 +154,10 @@ impl HookPoint {
     }
     pub fn block(layer: usize, kind: HookKind) -> Self {
         debug_assert!(kind.is_block());
-        HookPoint { layer: Some(layer), kind }
+        HookPoint {
+            layer: Some(layer),
+            kind,
+        }
     }
     pub fn resid_pre(layer: usize) -> Self {
         Self::block(layer, ResidPre)
@@ -207,14 +223,20 @@ impl fmt::Display for HookPoint {
 impl FromStr for HookPoint {
     type Err = Error;
     fn from_str(name: &str) -> Result<Self> {
-        let unknown = || Error::UnknownHook { name: name.to_string(), hint: suggest(name) };
+        let unknown = || Error::UnknownHook {
+            name: name.to_string(),
+            hint: suggest(name),
+        };
         if let Some(&(kind, _)) = GLOBAL_KINDS.iter().find(|(_, s)| *s == name) {
             return Ok(HookPoint::global(kind));
         }
         let rest = name.strip_prefix("blocks.").ok_or_else(unknown)?;
         let (layer, suffix) = rest.split_once('.').ok_or_else(unknown)?;
         let layer: usize = layer.parse().map_err(|_| unknown())?;
-        let &(kind, _) = BLOCK_KINDS.iter().find(|(_, s)| *s == suffix).ok_or_else(unknown)?;
+        let &(kind, _) = BLOCK_KINDS
+            .iter()
+            .find(|(_, s)| *s == suffix)
+            .ok_or_else(unknown)?;
         Ok(HookPoint::block(layer, kind))
     }
 }
@@ -226,7 +248,12 @@ pub fn all_points(cfg: &ModelConfig) -> Vec<HookPoint> {
         points.push(HookPoint::global(PosEmbed));
     }
     for layer in 0..cfg.n_layers {
-        points.extend(BLOCK_KINDS.iter().filter(|(k, _)| available(*k, cfg)).map(|&(k, _)| HookPoint::block(layer, k)));
+        points.extend(
+            BLOCK_KINDS
+                .iter()
+                .filter(|(k, _)| available(*k, cfg))
+                .map(|&(k, _)| HookPoint::block(layer, k)),
+        );
     }
     points.extend([LnFinalScale, LnFinalNormalized, Logits].map(HookPoint::global));
     points
@@ -239,9 +266,15 @@ pub fn resolve(pattern: &str, cfg: &ModelConfig) -> Result<Vec<HookPoint>> {
     if !pattern.contains('*') {
         return Ok(vec![HookPoint::parse_for(pattern, cfg)?]);
     }
-    let found: Vec<HookPoint> = all_points(cfg).into_iter().filter(|p| glob_match(pattern, &p.name())).collect();
+    let found: Vec<HookPoint> = all_points(cfg)
+        .into_iter()
+        .filter(|p| glob_match(pattern, &p.name()))
+        .collect();
     if found.is_empty() {
-        return Err(Error::UnknownHook { name: pattern.to_string(), hint: format!(" (the pattern matches no hook point{})", suggest(pattern)) });
+        return Err(Error::UnknownHook {
+            name: pattern.to_string(),
+            hint: format!(" (the pattern matches no hook point{})", suggest(pattern)),
+        });
     }
     Ok(found)
 }
@@ -264,7 +297,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text[first.len()..].ends_with(last) || text.len() < first.len() + last.len() {
+    if !text.starts_with(first)
+        || !text[first.len()..].ends_with(last)
+        || text.len() < first.len() + last.len()
+    {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -286,10 +322,21 @@ fn suggest(name: &str) -> String {
         .filter(|l| l.parse::<usize>().is_ok())
         .unwrap_or("0");
     let mut candidates: Vec<String> = GLOBAL_KINDS.iter().map(|(_, s)| s.to_string()).collect();
-    candidates.extend(BLOCK_KINDS.iter().map(|(_, s)| format!("blocks.{layer}.{s}")));
-    let mut scored: Vec<(usize, String)> = candidates.into_iter().map(|c| (edit_distance(name, &c), c)).collect();
+    candidates.extend(
+        BLOCK_KINDS
+            .iter()
+            .map(|(_, s)| format!("blocks.{layer}.{s}")),
+    );
+    let mut scored: Vec<(usize, String)> = candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, &c), c))
+        .collect();
     scored.sort();
-    let best: Vec<String> = scored.into_iter().take(3).map(|(_, c)| format!("`{c}`")).collect();
+    let best: Vec<String> = scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| format!("`{c}`"))
+        .collect();
     format!("; did you mean {}?", best.join(", "))
 }
 
@@ -299,7 +346,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -312,23 +361,42 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in ["hook_embed", "blocks.3.attn.hook_z", "blocks.0.ln1.hook_scale", "ln_final.hook_normalized", "logits", "blocks.12.mlp.hook_post"] {
+        for name in [
+            "hook_embed",
+            "blocks.3.attn.hook_z",
+            "blocks.0.ln1.hook_scale",
+            "ln_final.hook_normalized",
+            "logits",
+            "blocks.12.mlp.hook_post",
+        ] {
             assert_eq!(name.parse::<HookPoint>().unwrap().name(), name);
         }
     }
 
     #[test]
     fn unknown_names_suggest_near_ones() {
-        let err = "blocks.2.attn.hook_zz".parse::<HookPoint>().unwrap_err().to_string();
+        let err = "blocks.2.attn.hook_zz"
+            .parse::<HookPoint>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`blocks.2.attn.hook_z`"), "{err}");
-        let err = "blocks.x.hook_resid_pre".parse::<HookPoint>().unwrap_err().to_string();
+        let err = "blocks.x.hook_resid_pre"
+            .parse::<HookPoint>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean"), "{err}");
     }
 
     #[test]
     fn glob() {
-        assert!(glob_match("blocks.*.hook_resid_post", "blocks.12.hook_resid_post"));
-        assert!(!glob_match("blocks.*.hook_resid_post", "blocks.12.hook_resid_pre"));
+        assert!(glob_match(
+            "blocks.*.hook_resid_post",
+            "blocks.12.hook_resid_post"
+        ));
+        assert!(!glob_match(
+            "blocks.*.hook_resid_post",
+            "blocks.12.hook_resid_pre"
+        ));
         assert!(glob_match("*", "logits"));
         assert!(glob_match("blocks.1.*", "blocks.1.attn.hook_q"));
         assert!(!glob_match("blocks.1.*", "blocks.10.attn.hook_q"));

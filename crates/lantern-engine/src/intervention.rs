@@ -56,7 +56,9 @@ impl std::fmt::Debug for Op {
             Op::Replace(t) => write!(f, "Replace({:?})", t.shape()),
             Op::Add(t) => write!(f, "Add({:?})", t.shape()),
             Op::Scale(a) => write!(f, "Scale({a})"),
-            Op::ScaleValues { alpha, scale_bias } => write!(f, "ScaleValues({alpha}, scale_bias={scale_bias})"),
+            Op::ScaleValues { alpha, scale_bias } => {
+                write!(f, "ScaleValues({alpha}, scale_bias={scale_bias})")
+            }
             Op::Zero => f.write_str("Zero"),
             Op::Mean(t) => write!(f, "Mean({:?})", t.shape()),
             Op::Patch(t) => write!(f, "Patch({:?})", t.shape()),
@@ -90,7 +92,10 @@ pub struct Intervention {
 
 impl Intervention {
     pub fn new(op: Op) -> Self {
-        Intervention { op, selection: Selection::default() }
+        Intervention {
+            op,
+            selection: Selection::default(),
+        }
     }
     pub fn replace(value: Tensor) -> Self {
         Self::new(Op::Replace(value))
@@ -110,7 +115,9 @@ impl Intervention {
     pub fn patch(source: Tensor) -> Self {
         Self::new(Op::Patch(source))
     }
-    pub fn custom(f: impl Fn(&Tensor, &HookContext) -> candle_core::Result<Tensor> + Send + Sync + 'static) -> Self {
+    pub fn custom(
+        f: impl Fn(&Tensor, &HookContext) -> candle_core::Result<Tensor> + Send + Sync + 'static,
+    ) -> Self {
         Self::new(Op::Custom(Arc::new(f)))
     }
     /// Restricts to these batch rows.
@@ -131,7 +138,10 @@ impl Intervention {
 
     /// Applies to `x`, the activation at `ctx.point`.
     pub(crate) fn apply(&self, x: &Tensor, ctx: &HookContext) -> Result<Tensor> {
-        let err = |message: String| Error::Intervention { hook: ctx.point.name(), message };
+        let err = |message: String| Error::Intervention {
+            hook: ctx.point.name(),
+            message,
+        };
         let shape = x.dims().to_vec();
         let cast = |t: &Tensor| -> Result<Tensor> {
             t.to_dtype(x.dtype())?.to_device(x.device())?.broadcast_as(shape.as_slice()).map_err(|e| {
@@ -171,7 +181,11 @@ impl Intervention {
             Op::Custom(f) => {
                 let y = f(x, ctx)?;
                 if y.dims() != x.dims() {
-                    return Err(err(format!("the custom function returned shape {:?} for an input of shape {:?}", y.dims(), x.dims())));
+                    return Err(err(format!(
+                        "the custom function returned shape {:?} for an input of shape {:?}",
+                        y.dims(),
+                        x.dims()
+                    )));
                 }
                 y
             }
@@ -190,20 +204,33 @@ impl Intervention {
         let (n_batch, n_pos) = (dims[axes.batch], dims[axes.pos]);
         let n_head = axes.head.map(|h| dims[h]).unwrap_or(1);
         let sel = &self.selection;
-        let head_what = if ctx.point.kind.is_kv() { "KV head" } else { "head" };
+        let head_what = if ctx.point.kind.is_kv() {
+            "KV head"
+        } else {
+            "head"
+        };
         if let Some(rows) = &sel.batch {
-            rows.iter().try_for_each(|&b| crate::error::check_index("batch row", b, n_batch))?;
+            rows.iter()
+                .try_for_each(|&b| crate::error::check_index("batch row", b, n_batch))?;
         }
         if let Some(heads) = &sel.heads {
             if axes.head.is_none() {
-                return Err(Error::Intervention { hook: ctx.point.name(), message: "a head was selected but this point has no head axis".into() });
+                return Err(Error::Intervention {
+                    hook: ctx.point.name(),
+                    message: "a head was selected but this point has no head axis".into(),
+                });
             }
-            heads.iter().try_for_each(|&h| crate::error::check_index(head_what, h, n_head))?;
+            heads
+                .iter()
+                .try_for_each(|&h| crate::error::check_index(head_what, h, n_head))?;
         }
         if let (Some(positions), 0) = (&sel.positions, ctx.pos_offset) {
-            positions.iter().try_for_each(|&p| crate::error::check_index("position", p, n_pos))?;
+            positions
+                .iter()
+                .try_for_each(|&p| crate::error::check_index("position", p, n_pos))?;
         }
-        let member = |set: &Option<Vec<usize>>, i: usize| set.as_ref().is_none_or(|s| s.contains(&i));
+        let member =
+            |set: &Option<Vec<usize>>, i: usize| set.as_ref().is_none_or(|s| s.contains(&i));
         let mut mask_dims = vec![1usize; dims.len()];
         mask_dims[axes.batch] = n_batch;
         mask_dims[axes.pos] = n_pos;
@@ -225,7 +252,9 @@ impl Intervention {
                 idx[role] = rem % size;
                 rem /= size;
             }
-            let on = member(&sel.batch, idx[0]) && member(&sel.positions, idx[1] + ctx.pos_offset) && member(&sel.heads, idx[2]);
+            let on = member(&sel.batch, idx[0])
+                && member(&sel.positions, idx[1] + ctx.pos_offset)
+                && member(&sel.heads, idx[2]);
             values.push(u8::from(on));
         }
         let mask = Tensor::from_vec(values, mask_dims, x.device())?;

@@ -52,13 +52,22 @@ impl Model {
     /// With one KV head per query head this is `attn.hook_v` of that head. Under grouped-query
     /// attention a KV head is shared by several query heads, so the per-query-head equivalent is
     /// applied at `attn.hook_z` (z is linear in v at a fixed pattern: `z_h = A_h v`).
-    pub fn scale_head_values(&self, layer: usize, head: usize, alpha: f64, scale_bias: bool) -> Result<(HookPoint, Intervention)> {
+    pub fn scale_head_values(
+        &self,
+        layer: usize,
+        head: usize,
+        alpha: f64,
+        scale_bias: bool,
+    ) -> Result<(HookPoint, Intervention)> {
         let cfg = self.config();
         error::check_index("layer", layer, cfg.n_layers)?;
         error::check_index("head", head, cfg.n_heads)?;
         if cfg.n_kv_heads == cfg.n_heads {
             let point = HookPoint::attn(layer, HookKind::AttnV);
-            return Ok((point, Intervention::new(Op::ScaleValues { alpha, scale_bias }).heads([head])));
+            return Ok((
+                point,
+                Intervention::new(Op::ScaleValues { alpha, scale_bias }).heads([head]),
+            ));
         }
         let point = HookPoint::attn(layer, HookKind::AttnZ);
         let group = cfg.n_heads / cfg.n_kv_heads;

@@ -45,7 +45,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { dtype: DType::F32, device: Device::Cpu, progress: true }
+        LoadOptions {
+            dtype: DType::F32,
+            device: Device::Cpu,
+            progress: true,
+        }
     }
 }
 
@@ -63,7 +67,11 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
     if path.exists() {
         return load_path(path, opts);
     }
-    if spec.ends_with(".gguf") || spec.starts_with('.') || spec.starts_with('/') || spec.matches('/').count() != 1 {
+    if spec.ends_with(".gguf")
+        || spec.starts_with('.')
+        || spec.starts_with('/')
+        || spec.matches('/').count() != 1
+    {
         return Err(Error::file(path, "no such file or folder"));
     }
     let dir = fetch_from_hub(spec)?;
@@ -79,7 +87,10 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     } else if path.extension().is_some_and(|e| e == "gguf") {
         load_gguf(path, opts)
     } else {
-        Err(Error::file(path, "expected a model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file"))
+        Err(Error::file(
+            path,
+            "expected a model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file",
+        ))
     }
 }
 
@@ -108,12 +119,22 @@ fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let tokenizer = Tokenizer::from_file(&tok_path)?;
     let mut source = SafetensorsSource::open_dir(dir)?;
     let pb = progress_bar(opts, tensor_count(&cfg), &dir.display().to_string());
-    let mut loader = Loader { source: &mut source, dtype: opts.dtype, device: opts.device.clone(), prefix: String::new(), progress: pb.as_ref() };
+    let mut loader = Loader {
+        source: &mut source,
+        dtype: opts.dtype,
+        device: opts.device.clone(),
+        prefix: String::new(),
+        progress: pb.as_ref(),
+    };
     let weights = load_hf(&cfg, &mut loader)?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    Ok(LoadedModel { model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?, tokenizer, source: dir.display().to_string() })
+    Ok(LoadedModel {
+        model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?,
+        tokenizer,
+        source: dir.display().to_string(),
+    })
 }
 
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
@@ -121,12 +142,22 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let cfg = file.config()?;
     let tokenizer = file.tokenizer()?;
     let pb = progress_bar(opts, tensor_count(&cfg), &path.display().to_string());
-    let mut loader = Loader { source: &mut file, dtype: opts.dtype, device: opts.device.clone(), prefix: String::new(), progress: pb.as_ref() };
+    let mut loader = Loader {
+        source: &mut file,
+        dtype: opts.dtype,
+        device: opts.device.clone(),
+        prefix: String::new(),
+        progress: pb.as_ref(),
+    };
     let weights = load_hf(&cfg, &mut loader).map_err(|e| Error::file(path, e))?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
-    Ok(LoadedModel { model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?, tokenizer, source: path.display().to_string() })
+    Ok(LoadedModel {
+        model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?,
+        tokenizer,
+        source: path.display().to_string(),
+    })
 }
 
 /// Downloads (or finds in the hf-hub cache) a model's config, tokenizer and safetensors.
@@ -136,7 +167,10 @@ fn fetch_from_hub(id: &str) -> Result<PathBuf> {
             "could not fetch `{id}` from the Hugging Face Hub ({e}). Without network access, give a local path instead: a model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file"
         ))
     };
-    let api = hf_hub::api::sync::ApiBuilder::new().with_progress(false).build().map_err(|e| hint(&e))?;
+    let api = hf_hub::api::sync::ApiBuilder::new()
+        .with_progress(false)
+        .build()
+        .map_err(|e| hint(&e))?;
     let repo = api.model(id.to_string());
     let config = repo.get("config.json").map_err(|e| hint(&e))?;
     repo.get("tokenizer.json").map_err(|e| hint(&e))?;
@@ -144,7 +178,14 @@ fn fetch_from_hub(id: &str) -> Result<PathBuf> {
         Ok(index) => {
             let text = std::fs::read_to_string(&index)?;
             let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| hint(&e))?;
-            let mut shards: Vec<String> = v["weight_map"].as_object().map(|m| m.values().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default();
+            let mut shards: Vec<String> = v["weight_map"]
+                .as_object()
+                .map(|m| {
+                    m.values()
+                        .filter_map(|s| s.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
             shards.sort();
             shards.dedup();
             for s in shards {

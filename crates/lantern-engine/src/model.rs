@@ -52,9 +52,15 @@ pub struct Output {
 impl Output {
     /// Logits at the last position, `[B, vocab]`, in f32.
     pub fn last_logits(&self) -> Result<Tensor> {
-        let logits = self.logits.as_ref().ok_or_else(|| Error::invalid("this run computed no logits"))?;
+        let logits = self
+            .logits
+            .as_ref()
+            .ok_or_else(|| Error::invalid("this run computed no logits"))?;
         let t = logits.dim(1)?;
-        Ok(logits.narrow(1, t - 1, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
+        Ok(logits
+            .narrow(1, t - 1, 1)?
+            .squeeze(1)?
+            .to_dtype(DType::F32)?)
     }
 }
 
@@ -73,25 +79,55 @@ impl KvCache {
     /// A one-row cache repeated to `rows` rows (a shared prompt prefix reused across a batch).
     pub fn expand(&self, rows: usize) -> Result<KvCache> {
         if self.pad_left.len() != 1 {
-            return Err(Error::invalid(format!("only a one-row cache can be expanded (this one has {} rows)", self.pad_left.len())));
+            return Err(Error::invalid(format!(
+                "only a one-row cache can be expanded (this one has {} rows)",
+                self.pad_left.len()
+            )));
         }
         let grow = |t: &Tensor| -> Result<Tensor> {
             let mut dims = t.dims().to_vec();
             dims[0] = rows;
             Ok(t.broadcast_as(dims)?.contiguous()?)
         };
-        let layers = self.layers.iter().map(|l| l.as_ref().map(|(k, v)| Ok::<_, Error>((grow(k)?, grow(v)?))).transpose()).collect::<Result<_>>()?;
-        Ok(KvCache { layers, pad_left: vec![self.pad_left[0]; rows], len: self.len })
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|(k, v)| Ok::<_, Error>((grow(k)?, grow(v)?)))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            pad_left: vec![self.pad_left[0]; rows],
+            len: self.len,
+        })
     }
 
     /// The first `len` positions (keys and values of the positions after are dropped).
     pub fn truncated(&self, len: usize) -> Result<KvCache> {
         if len > self.len {
-            return Err(Error::invalid(format!("cannot truncate a cache of {} positions to {len}", self.len)));
+            return Err(Error::invalid(format!(
+                "cannot truncate a cache of {} positions to {len}",
+                self.len
+            )));
         }
         let cut = |t: &Tensor| t.narrow(2, 0, len).map_err(Error::from);
-        let layers = self.layers.iter().map(|l| l.as_ref().map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?))).transpose()).collect::<Result<_>>()?;
-        Ok(KvCache { layers, pad_left: self.pad_left.clone(), len })
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?)))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            pad_left: self.pad_left.clone(),
+            len,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -126,7 +162,14 @@ impl Model {
         };
         let inv_freq = freq(&cfg.rope)?;
         let inv_freq_local = freq(&cfg.rope_local)?;
-        Ok(Model { cfg, w, device, dtype, inv_freq, inv_freq_local })
+        Ok(Model {
+            cfg,
+            w,
+            device,
+            dtype,
+            inv_freq,
+            inv_freq_local,
+        })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -158,29 +201,60 @@ impl Model {
     /// Resumes a forward pass at block `layer` from its residual stream `resid_pre: [B, T, M]`
     /// (hooks at `blocks.{layer}.hook_resid_pre` still apply). Patching sweeps use this to skip the
     /// blocks below a patch.
-    pub fn run_from(&self, layer: usize, resid_pre: &Tensor, batch: &Batch, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+    pub fn run_from(
+        &self,
+        layer: usize,
+        resid_pre: &Tensor,
+        batch: &Batch,
+        hooks: &mut Hooks,
+        logits: Logits,
+    ) -> Result<Output> {
         hooks.check(&self.cfg)?;
         crate::error::check_index("layer", layer, self.cfg.n_layers)?;
         let expected = [batch.len(), batch.seq_len(), self.cfg.d_model];
         if resid_pre.dims() != expected {
-            return Err(Error::ShapeMismatch { name: format!("resid_pre for layer {layer}"), expected: expected.to_vec(), found: resid_pre.dims().to_vec() });
+            return Err(Error::ShapeMismatch {
+                name: format!("resid_pre for layer {layer}"),
+                expected: expected.to_vec(),
+                found: resid_pre.dims().to_vec(),
+            });
         }
         let ctx = self.seq_ctx(&batch.pad_left, 0, batch.seq_len())?;
-        self.blocks_from(layer, resid_pre.to_dtype(self.dtype)?, &ctx, None, hooks, logits)
+        self.blocks_from(
+            layer,
+            resid_pre.to_dtype(self.dtype)?,
+            &ctx,
+            None,
+            hooks,
+            logits,
+        )
     }
 
     /// An empty KV cache for a batch.
     pub fn new_kv_cache(&self, pad_left: &[usize]) -> KvCache {
-        KvCache { layers: vec![None; self.cfg.n_layers], pad_left: pad_left.to_vec(), len: 0 }
+        KvCache {
+            layers: vec![None; self.cfg.n_layers],
+            pad_left: pad_left.to_vec(),
+            len: 0,
+        }
     }
 
     /// Runs new tokens `ids: [B, T]` after the positions held in `cache`, appending their keys and
     /// values. Interventions see absolute positions (`HookContext::pos_offset`).
-    pub fn run_cached(&self, ids: &Tensor, cache: &mut KvCache, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+    pub fn run_cached(
+        &self,
+        ids: &Tensor,
+        cache: &mut KvCache,
+        hooks: &mut Hooks,
+        logits: Logits,
+    ) -> Result<Output> {
         hooks.check(&self.cfg)?;
         let (b, t) = ids.dims2()?;
         if b != cache.pad_left.len() {
-            return Err(Error::invalid(format!("{b} rows of tokens for a cache of {} rows", cache.pad_left.len())));
+            return Err(Error::invalid(format!(
+                "{b} rows of tokens for a cache of {} rows",
+                cache.pad_left.len()
+            )));
         }
         let ctx = self.seq_ctx(&cache.pad_left, cache.len, t)?;
         let resid = self.embed(ids, &ctx, hooks)?;
@@ -196,11 +270,21 @@ impl Model {
         self.w.unembed.forward(&normed)
     }
 
-    fn hook(&self, hooks: &mut Hooks, point: HookPoint, x: Tensor, pos_offset: usize) -> Result<Tensor> {
+    fn hook(
+        &self,
+        hooks: &mut Hooks,
+        point: HookPoint,
+        x: Tensor,
+        pos_offset: usize,
+    ) -> Result<Tensor> {
         if !hooks.is_active(point) {
             return Ok(x);
         }
-        hooks.run(x, || HookContext { point, pos_offset, value_bias: None })
+        hooks.run(x, || HookContext {
+            point,
+            pos_offset,
+            value_bias: None,
+        })
     }
 
     fn seq_ctx(&self, pad_left: &[usize], past: usize, t: usize) -> Result<SeqCtx> {
@@ -210,12 +294,19 @@ impl Model {
         for &pad in pad_left {
             let real = k.saturating_sub(pad);
             if real > self.cfg.max_positions {
-                return Err(Error::PromptTooLong { len: real, max: self.cfg.max_positions });
+                return Err(Error::PromptTooLong {
+                    len: real,
+                    max: self.cfg.max_positions,
+                });
             }
             positions.extend((past..k).map(|i| i.saturating_sub(pad) as u32));
         }
         let pos_ids = Tensor::from_vec(positions.clone(), b * t, &self.device)?;
-        let positions = Tensor::from_vec(positions.iter().map(|&p| p as f32).collect::<Vec<_>>(), (b, t, 1), &self.device)?;
+        let positions = Tensor::from_vec(
+            positions.iter().map(|&p| p as f32).collect::<Vec<_>>(),
+            (b, t, 1),
+            &self.device,
+        )?;
         let mut masks = HashMap::new();
         for window in self.cfg.sliding_window.iter().copied() {
             if masks.contains_key(&window) {
@@ -237,33 +328,67 @@ impl Model {
             }
             masks.insert(window, Tensor::from_vec(m, (b, 1, t, k), &self.device)?);
         }
-        Ok(SeqCtx { positions, pos_ids, masks, pos_offset: past })
+        Ok(SeqCtx {
+            positions,
+            pos_ids,
+            masks,
+            pos_offset: past,
+        })
     }
 
     fn embed(&self, ids: &Tensor, ctx: &SeqCtx, hooks: &mut Hooks) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let m = self.cfg.d_model;
-        if let Some(bad) = ids.flatten_all()?.to_vec1::<u32>()?.into_iter().find(|&i| i as usize >= self.cfg.vocab_size) {
-            return Err(Error::OutOfRange { what: "token id", index: bad as usize, count: self.cfg.vocab_size });
+        if let Some(bad) = ids
+            .flatten_all()?
+            .to_vec1::<u32>()?
+            .into_iter()
+            .find(|&i| i as usize >= self.cfg.vocab_size)
+        {
+            return Err(Error::OutOfRange {
+                what: "token id",
+                index: bad as usize,
+                count: self.cfg.vocab_size,
+            });
         }
-        let mut x = self.w.embed.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, m))?;
+        let mut x = self
+            .w
+            .embed
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, m))?;
         if self.cfg.embed_scale {
             // Hugging Face rounds the normaliser to the model's dtype first.
-            let s = Tensor::new((m as f32).sqrt(), &self.device)?.to_dtype(self.dtype)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            let s = Tensor::new((m as f32).sqrt(), &self.device)?
+                .to_dtype(self.dtype)?
+                .to_dtype(DType::F64)?
+                .to_scalar::<f64>()?;
             x = x.affine(s, 0.0)?;
         }
         let x = self.hook(hooks, HookPoint::global(HookKind::Embed), x, ctx.pos_offset)?;
         match &self.w.pos_embed {
             Some(wpe) => {
                 let p = wpe.index_select(&ctx.pos_ids, 0)?.reshape((b, t, m))?;
-                let p = self.hook(hooks, HookPoint::global(HookKind::PosEmbed), p, ctx.pos_offset)?;
+                let p = self.hook(
+                    hooks,
+                    HookPoint::global(HookKind::PosEmbed),
+                    p,
+                    ctx.pos_offset,
+                )?;
                 Ok((x + p)?)
             }
             None => Ok(x),
         }
     }
 
-    fn blocks_from(&self, start: usize, mut resid: Tensor, ctx: &SeqCtx, mut cache: Option<&mut KvCache>, hooks: &mut Hooks, logits: Logits) -> Result<Output> {
+    fn blocks_from(
+        &self,
+        start: usize,
+        mut resid: Tensor,
+        ctx: &SeqCtx,
+        mut cache: Option<&mut KvCache>,
+        hooks: &mut Hooks,
+        logits: Logits,
+    ) -> Result<Output> {
         for layer in start..self.cfg.n_layers {
             let kv = cache.as_deref_mut().map(|c| &mut c.layers[layer]);
             resid = self.block(layer, resid, ctx, kv, hooks)?;
@@ -271,7 +396,12 @@ impl Model {
         let off = ctx.pos_offset;
         let (normed, scale) = self.w.ln_final.forward(&resid)?;
         self.hook(hooks, HookPoint::global(HookKind::LnFinalScale), scale, off)?;
-        let normed = self.hook(hooks, HookPoint::global(HookKind::LnFinalNormalized), normed, off)?;
+        let normed = self.hook(
+            hooks,
+            HookPoint::global(HookKind::LnFinalNormalized),
+            normed,
+            off,
+        )?;
         let logits = match logits {
             Logits::None => None,
             Logits::All => Some(self.w.unembed.forward(&normed)?),
@@ -284,11 +414,21 @@ impl Model {
             Some(l) => Some(self.hook(hooks, HookPoint::logits(), l, off)?),
             None => None,
         };
-        Ok(Output { logits, resid_final: resid })
+        Ok(Output {
+            logits,
+            resid_final: resid,
+        })
     }
 
     /// One transformer block: `resid_pre -> resid_post`.
-    fn block(&self, layer: usize, resid: Tensor, ctx: &SeqCtx, kv: Option<&mut Option<(Tensor, Tensor)>>, hooks: &mut Hooks) -> Result<Tensor> {
+    fn block(
+        &self,
+        layer: usize,
+        resid: Tensor,
+        ctx: &SeqCtx,
+        kv: Option<&mut Option<(Tensor, Tensor)>>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
         let w = &self.w.blocks[layer];
         let off = ctx.pos_offset;
         let p = |kind| HookPoint::block(layer, kind);
@@ -319,12 +459,24 @@ impl Model {
         };
         let mlp_out = self.hook(hooks, p(HookKind::MlpOut), mlp_out, off)?;
 
-        let resid_post = if self.cfg.parallel_residual { ((resid + attn_out)? + mlp_out)? } else { (mlp_in_resid + mlp_out)? };
+        let resid_post = if self.cfg.parallel_residual {
+            ((resid + attn_out)? + mlp_out)?
+        } else {
+            (mlp_in_resid + mlp_out)?
+        };
         self.hook(hooks, p(HookKind::ResidPost), resid_post, off)
     }
 
     /// `x: [B, T, M]` (normalised) -> attention output `[B, T, M]`.
-    fn attention(&self, layer: usize, w: &BlockWeights, x: &Tensor, ctx: &SeqCtx, kv: Option<&mut Option<(Tensor, Tensor)>>, hooks: &mut Hooks) -> Result<Tensor> {
+    fn attention(
+        &self,
+        layer: usize,
+        w: &BlockWeights,
+        x: &Tensor,
+        ctx: &SeqCtx,
+        kv: Option<&mut Option<(Tensor, Tensor)>>,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
         let cfg = &self.cfg;
         let (b, t, _) = x.dims3()?;
         let (h, g, d) = (cfg.n_heads, cfg.n_kv_heads, cfg.d_head);
@@ -332,13 +484,31 @@ impl Model {
         let p = |kind| HookPoint::block(layer, kind);
         let a = &w.attn;
 
-        let q = self.hook(hooks, p(HookKind::AttnQ), a.q.forward(x)?.reshape((b, t, h, d))?, off)?;
-        let k = self.hook(hooks, p(HookKind::AttnK), a.k.forward(x)?.reshape((b, t, g, d))?, off)?;
+        let q = self.hook(
+            hooks,
+            p(HookKind::AttnQ),
+            a.q.forward(x)?.reshape((b, t, h, d))?,
+            off,
+        )?;
+        let k = self.hook(
+            hooks,
+            p(HookKind::AttnK),
+            a.k.forward(x)?.reshape((b, t, g, d))?,
+            off,
+        )?;
         let v = a.v.forward(x)?.reshape((b, t, g, d))?;
         let v_point = p(HookKind::AttnV);
         let v = if hooks.is_active(v_point) {
-            let value_bias = a.v.b.as_ref().map(|bias| bias.reshape((1, 1, g, d))).transpose()?;
-            hooks.run(v, || HookContext { point: v_point, pos_offset: off, value_bias })?
+            let value_bias =
+                a.v.b
+                    .as_ref()
+                    .map(|bias| bias.reshape((1, 1, g, d)))
+                    .transpose()?;
+            hooks.run(v, || HookContext {
+                point: v_point,
+                pos_offset: off,
+                value_bias,
+            })?
         } else {
             v
         };
@@ -347,11 +517,25 @@ impl Model {
             _ => (q, k),
         };
         let local = cfg.sliding_window[layer].is_some() && self.inv_freq_local.is_some();
-        let (q, k) = match if local { &self.inv_freq_local } else { &self.inv_freq } {
+        let (q, k) = match if local {
+            &self.inv_freq_local
+        } else {
+            &self.inv_freq
+        } {
             Some(inv_freq) => {
                 let (cos, sin) = rotary_cos_sin(&ctx.positions, inv_freq)?;
-                let q = self.hook(hooks, p(HookKind::AttnRotQ), apply_rotary(&q, &cos, &sin)?, off)?;
-                let k = self.hook(hooks, p(HookKind::AttnRotK), apply_rotary(&k, &cos, &sin)?, off)?;
+                let q = self.hook(
+                    hooks,
+                    p(HookKind::AttnRotQ),
+                    apply_rotary(&q, &cos, &sin)?,
+                    off,
+                )?;
+                let k = self.hook(
+                    hooks,
+                    p(HookKind::AttnRotK),
+                    apply_rotary(&k, &cos, &sin)?,
+                    off,
+                )?;
                 (q, k)
             }
             None => (q, k),
@@ -404,7 +588,14 @@ impl Model {
     }
 
     /// `x: [B, T, M]` -> `[B, T, M]`.
-    fn mlp(&self, layer: usize, w: &BlockWeights, x: &Tensor, off: usize, hooks: &mut Hooks) -> Result<Tensor> {
+    fn mlp(
+        &self,
+        layer: usize,
+        w: &BlockWeights,
+        x: &Tensor,
+        off: usize,
+        hooks: &mut Hooks,
+    ) -> Result<Tensor> {
         let p = |kind| HookPoint::block(layer, kind);
         let m = &w.mlp;
         let act = |t: &Tensor| -> Result<Tensor> {
@@ -433,7 +624,9 @@ impl Model {
 
 /// `positions: [B, T, 1]`, `inv_freq: [R/2]` -> cos, sin `[B, T, 1, R/2]` (f32).
 fn rotary_cos_sin(positions: &Tensor, inv_freq: &Tensor) -> Result<(Tensor, Tensor)> {
-    let angles = positions.broadcast_mul(&inv_freq.unsqueeze(0)?.unsqueeze(0)?)?.unsqueeze(2)?;
+    let angles = positions
+        .broadcast_mul(&inv_freq.unsqueeze(0)?.unsqueeze(0)?)?
+        .unsqueeze(2)?;
     Ok((angles.cos()?, angles.sin()?))
 }
 
@@ -460,5 +653,7 @@ fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
         return Ok(x.clone());
     }
     let (b, g, k, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.broadcast_as((b, g, n_rep, k, d))?.reshape((b, g * n_rep, k, d))?)
+    Ok(x.unsqueeze(2)?
+        .broadcast_as((b, g, n_rep, k, d))?
+        .reshape((b, g * n_rep, k, d))?)
 }

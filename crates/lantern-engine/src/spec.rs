@@ -24,7 +24,9 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
     let bad = |msg: String| Error::invalid(format!("intervention `{spec}`: {msg}"));
     let mut words = spec.split_whitespace();
     let op = words.next().ok_or_else(|| bad("empty".into()))?;
-    let hook = words.next().ok_or_else(|| bad("missing the hook point after the operation".into()))?;
+    let hook = words
+        .next()
+        .ok_or_else(|| bad("missing the hook point after the operation".into()))?;
     let point = HookPoint::parse_for(hook, model.config())?;
     let mut alpha = None;
     let mut value = None;
@@ -32,11 +34,22 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
     let mut scale_bias = false;
     let (mut heads, mut positions, mut rows) = (None, None, None);
     for w in words {
-        let (k, v) = w.split_once('=').ok_or_else(|| bad(format!("`{w}` is not key=value")))?;
+        let (k, v) = w
+            .split_once('=')
+            .ok_or_else(|| bad(format!("`{w}` is not key=value")))?;
         let list = || -> Result<Vec<usize>> {
-            v.split(',').map(|x| x.trim().parse::<usize>().map_err(|_| bad(format!("`{k}={v}`: expected indices like 1,2,3")))).collect()
+            v.split(',')
+                .map(|x| {
+                    x.trim()
+                        .parse::<usize>()
+                        .map_err(|_| bad(format!("`{k}={v}`: expected indices like 1,2,3")))
+                })
+                .collect()
         };
-        let num = || v.parse::<f64>().map_err(|_| bad(format!("`{k}={v}`: expected a number")));
+        let num = || {
+            v.parse::<f64>()
+                .map_err(|_| bad(format!("`{k}={v}`: expected a number")))
+        };
         match k {
             "alpha" => alpha = Some(num()?),
             "value" => value = Some(num()?),
@@ -51,32 +64,56 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
             "head" | "heads" => heads = Some(list()?),
             "pos" | "position" | "positions" => positions = Some(list()?),
             "row" | "rows" => rows = Some(list()?),
-            _ => return Err(bad(format!("unknown key `{k}` (known: alpha, value, vector, bias, head, pos, row)"))),
+            _ => {
+                return Err(bad(format!(
+                    "unknown key `{k}` (known: alpha, value, vector, bias, head, pos, row)"
+                )))
+            }
         }
     }
     let cfg = model.config();
     if let Some(hs) = &heads {
-        let count = if point.kind.is_kv() { cfg.n_kv_heads } else { cfg.n_heads };
-        let what = if point.kind.is_kv() { "KV head" } else { "head" };
-        hs.iter().try_for_each(|&h| crate::error::check_index(what, h, count))?;
+        let count = if point.kind.is_kv() {
+            cfg.n_kv_heads
+        } else {
+            cfg.n_heads
+        };
+        let what = if point.kind.is_kv() {
+            "KV head"
+        } else {
+            "head"
+        };
+        hs.iter()
+            .try_for_each(|&h| crate::error::check_index(what, h, count))?;
     }
     let need = |x: Option<f64>, name: &str| x.ok_or_else(|| bad(format!("`{op}` needs {name}=")));
     let device = model.device();
     let op = match op {
-        "scale" if point.kind == HookKind::AttnV => Op::ScaleValues { alpha: need(alpha, "alpha")?, scale_bias },
+        "scale" if point.kind == HookKind::AttnV => Op::ScaleValues {
+            alpha: need(alpha, "alpha")?,
+            scale_bias,
+        },
         "scale" => Op::Scale(need(alpha, "alpha")?),
         "zero" | "ablate" => Op::Zero,
         "add" => match vector {
             Some(v) => {
                 if v.len() != cfg.d_model {
-                    return Err(bad(format!("the vector has {} numbers; d_model is {}", v.len(), cfg.d_model)));
+                    return Err(bad(format!(
+                        "the vector has {} numbers; d_model is {}",
+                        v.len(),
+                        cfg.d_model
+                    )));
                 }
                 Op::Add((Tensor::from_vec(v, cfg.d_model, device)? * alpha.unwrap_or(1.0))?)
             }
             None => Op::Add(Tensor::new(need(value, "value or vector")? as f32, device)?),
         },
         "replace" | "set" => Op::Replace(Tensor::new(need(value, "value")? as f32, device)?),
-        other => return Err(bad(format!("unknown operation `{other}` (known: scale, zero, add, replace)"))),
+        other => {
+            return Err(bad(format!(
+                "unknown operation `{other}` (known: scale, zero, add, replace)"
+            )))
+        }
     };
     let mut iv = Intervention::new(op);
     iv.selection.heads = heads;
@@ -87,5 +124,6 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
 
 fn read_vector(path: &Path) -> Result<Vec<f32>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-    serde_json::from_str::<Vec<f32>>(&text).map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))
+    serde_json::from_str::<Vec<f32>>(&text)
+        .map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))
 }

@@ -20,7 +20,8 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| Error::file(path, format!("invalid tokenizer: {e}")))?;
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::file(path, format!("invalid tokenizer: {e}")))?;
         Ok(Tokenizer { inner })
     }
 
@@ -35,13 +36,18 @@ impl Tokenizer {
     /// Token ids of `text` (no special tokens added; special-token text such as `<|im_start|>` is
     /// recognised).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text of a sequence of ids.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))
     }
 
     /// Display text of one token (e.g. `" Paris"`).
@@ -72,23 +78,46 @@ impl Tokenizer {
 /// For pre-tokenizer `smollm` (and other gpt2-style BPEs) this is Digits(individual) followed by
 /// ByteLevel without a prefix space — what the Hugging Face tokenizer of SmolLM2 does.
 pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokenizer> {
-    let get = |k: &str| meta.get(k).ok_or_else(|| Error::Tokenizer(format!("GGUF metadata lacks `{k}`")));
-    let model = get("tokenizer.ggml.model")?.to_string().map_err(|e| Error::Tokenizer(e.to_string()))?.clone();
+    let get = |k: &str| {
+        meta.get(k)
+            .ok_or_else(|| Error::Tokenizer(format!("GGUF metadata lacks `{k}`")))
+    };
+    let model = get("tokenizer.ggml.model")?
+        .to_string()
+        .map_err(|e| Error::Tokenizer(e.to_string()))?
+        .clone();
     if model != "gpt2" {
-        return Err(Error::Tokenizer(format!("GGUF tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)")));
+        return Err(Error::Tokenizer(format!(
+            "GGUF tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"
+        )));
     }
     let strings = |k: &str| -> Result<Vec<String>> {
         match get(k)? {
-            Value::Array(items) => items.iter().map(|v| v.to_string().cloned().map_err(|e| Error::Tokenizer(e.to_string()))).collect(),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| {
+                    v.to_string()
+                        .cloned()
+                        .map_err(|e| Error::Tokenizer(e.to_string()))
+                })
+                .collect(),
             _ => Err(Error::Tokenizer(format!("`{k}` is not an array"))),
         }
     };
     let tokens = strings("tokenizer.ggml.tokens")?;
     let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
         .into_iter()
-        .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).ok_or_else(|| Error::Tokenizer(format!("bad merge `{m}`"))))
+        .map(|m| {
+            m.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .ok_or_else(|| Error::Tokenizer(format!("bad merge `{m}`")))
+        })
         .collect::<Result<_>>()?;
-    let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let vocab: tokenizers::models::bpe::Vocab = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect();
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()

@@ -31,8 +31,10 @@ pub struct ExperimentFile {
 
 impl ExperimentFile {
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
-        let mut file: ExperimentFile = toml::from_str(&text).with_context(|| format!("{} is not a valid experiment file", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading experiment file {}", path.display()))?;
+        let mut file: ExperimentFile = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid experiment file", path.display()))?;
         if file.p1.is_none() && file.p2.is_none() && file.p3.is_none() {
             bail!("{}: no step table; add [p1], [p2] or [p3]", path.display());
         }
@@ -41,10 +43,15 @@ impl ExperimentFile {
     }
     /// The folder paths inside the file are relative to.
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_default()
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
     }
     pub fn out_dir(&self) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| PathBuf::from("results").join(self.path.file_stem().unwrap_or_default()))
+        self.out.clone().unwrap_or_else(|| {
+            PathBuf::from("results").join(self.path.file_stem().unwrap_or_default())
+        })
     }
 }
 
@@ -52,7 +59,11 @@ impl ExperimentFile {
 pub type BarFactory<'a> = &'a dyn Fn(&str, usize) -> Box<dyn FnMut(usize, usize)>;
 
 /// Runs every step table of a file on a loaded model; returns the results folder.
-pub fn run_experiment_file(file: &ExperimentFile, lm: &lantern_engine::LoadedModel, bar: BarFactory) -> Result<PathBuf> {
+pub fn run_experiment_file(
+    file: &ExperimentFile,
+    lm: &lantern_engine::LoadedModel,
+    bar: BarFactory,
+) -> Result<PathBuf> {
     let out = file.out_dir();
     if let Some(p1) = &file.p1 {
         crate::p1::run_all(lm, p1, &file.base_dir(), &out.join("p1"), bar)?;

@@ -11,11 +11,11 @@
 pub mod experiment;
 pub mod output;
 pub mod p1;
+mod p1_figures;
 pub mod p2;
 mod p2_figures;
 pub mod p3;
 mod p3_figures;
 pub mod scorer;
-mod p1_figures;
 
 pub use experiment::{run_experiment_file, ExperimentFile};

@@ -12,8 +12,11 @@ pub struct ResultsDir {
 
 impl ResultsDir {
     pub fn create(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating results folder {}", dir.display()))?;
-        Ok(ResultsDir { dir: dir.to_path_buf() })
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating results folder {}", dir.display()))?;
+        Ok(ResultsDir {
+            dir: dir.to_path_buf(),
+        })
     }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
@@ -40,10 +43,21 @@ impl ResultsDir {
 }
 
 /// A `[row][col]` grid as CSV rows with labels.
-pub fn grid_csv(corner: &str, rows: &[String], cols: &[String], values: &[Vec<f64>]) -> Vec<Vec<String>> {
-    let mut out = vec![std::iter::once(corner.to_string()).chain(cols.iter().cloned()).collect()];
+pub fn grid_csv(
+    corner: &str,
+    rows: &[String],
+    cols: &[String],
+    values: &[Vec<f64>],
+) -> Vec<Vec<String>> {
+    let mut out = vec![std::iter::once(corner.to_string())
+        .chain(cols.iter().cloned())
+        .collect()];
     for (label, row) in rows.iter().zip(values) {
-        out.push(std::iter::once(label.clone()).chain(row.iter().map(|v| format!("{v:.6}"))).collect());
+        out.push(
+            std::iter::once(label.clone())
+                .chain(row.iter().map(|v| format!("{v:.6}")))
+                .collect(),
+        );
     }
     out
 }

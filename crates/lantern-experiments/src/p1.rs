@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lantern_attribution::patching::SweepOptions;
-use lantern_attribution::{alpha_sweep, direct_logit_attribution, dla::mean_heads, patch_sweep, AlphaPoint, LogitDirection, Metric, PatchGrid, PatchResult, PatchTarget, RecallPrompt};
+use lantern_attribution::{
+    alpha_sweep, direct_logit_attribution, dla::mean_heads, patch_sweep, AlphaPoint,
+    LogitDirection, Metric, PatchGrid, PatchResult, PatchTarget, RecallPrompt,
+};
 use lantern_engine::{Batch, GenerateConfig, LoadedModel};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -95,15 +98,25 @@ pub struct P1Prompt {
 
 impl P1Prompt {
     pub fn recall(&self) -> RecallPrompt {
-        RecallPrompt { prompt: self.prompt.clone(), in_context: self.ctx_city.clone(), memorized: self.capital.clone() }
+        RecallPrompt {
+            prompt: self.prompt.clone(),
+            in_context: self.ctx_city.clone(),
+            memorized: self.capital.clone(),
+        }
     }
 }
 
 /// Reads `country,capital` rows.
 pub fn read_capitals(path: &Path) -> Result<Vec<(String, String)>> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
     let headers = r.headers()?.clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).with_context(|| format!("{}: no `{name}` column", path.display()));
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .with_context(|| format!("{}: no `{name}` column", path.display()))
+    };
     let (ci, ki) = (col("country")?, col("capital")?);
     let mut rows = Vec::new();
     for (i, rec) in r.records().enumerate() {
@@ -118,15 +131,26 @@ pub fn read_capitals(path: &Path) -> Result<Vec<(String, String)>> {
 
 /// Fills the template for a seeded sample of countries, each with another country's capital as
 /// the in-context city.
-pub fn build_prompts(cfg: &P1Config, capitals: &[(String, String)], tokenizer: &lantern_engine::Tokenizer) -> Result<Vec<P1Prompt>> {
+pub fn build_prompts(
+    cfg: &P1Config,
+    capitals: &[(String, String)],
+    tokenizer: &lantern_engine::Tokenizer,
+) -> Result<Vec<P1Prompt>> {
     if !cfg.template.contains("{country}") || !cfg.template.contains("{ctx_city}") {
-        bail!("the template must contain {{country}} and {{ctx_city}}: {:?}", cfg.template);
+        bail!(
+            "the template must contain {{country}} and {{ctx_city}}: {:?}",
+            cfg.template
+        );
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..capitals.len()).collect();
     order.shuffle(&mut rng);
     let first = |city: &str| -> Result<u32> {
-        tokenizer.encode(&format!(" {city}"))?.first().copied().with_context(|| format!("{city:?} tokenises to nothing"))
+        tokenizer
+            .encode(&format!(" {city}"))?
+            .first()
+            .copied()
+            .with_context(|| format!("{city:?} tokenises to nothing"))
     };
     let mut prompts = Vec::new();
     for &i in order.iter().take(cfg.n_prompts) {
@@ -137,14 +161,29 @@ pub fn build_prompts(cfg: &P1Config, capitals: &[(String, String)], tokenizer: &
             j = rand::Rng::random_range(&mut rng, 0..capitals.len());
         }
         let ctx_city = capitals[j].1.clone();
-        let prompt = cfg.template.replace("{country}", country).replace("{ctx_city}", &ctx_city);
-        prompts.push(P1Prompt { country: country.clone(), capital: capital.clone(), in_context_token: first(&ctx_city)?, memorized_token: first(capital)?, ctx_city, prompt });
+        let prompt = cfg
+            .template
+            .replace("{country}", country)
+            .replace("{ctx_city}", &ctx_city);
+        prompts.push(P1Prompt {
+            country: country.clone(),
+            capital: capital.clone(),
+            in_context_token: first(&ctx_city)?,
+            memorized_token: first(capital)?,
+            ctx_city,
+            prompt,
+        });
     }
     Ok(prompts)
 }
 
 fn gen_config(cfg: &P1Config) -> GenerateConfig {
-    GenerateConfig { max_new_tokens: cfg.max_new_tokens, stop_strings: cfg.stop.clone(), stop_at_eos: true, ..Default::default() }
+    GenerateConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        stop_strings: cfg.stop.clone(),
+        stop_at_eos: true,
+        ..Default::default()
+    }
 }
 
 /// Step 1: answer rates with the counterfactual context, and without it (the plain question,
@@ -155,17 +194,45 @@ pub struct Baseline {
     pub without_context: AlphaPoint,
 }
 
-pub fn baseline(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], progress: &mut dyn FnMut(usize, usize)) -> Result<Baseline> {
+pub fn baseline(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    prompts: &[P1Prompt],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Baseline> {
     let gen = gen_config(cfg);
     let recall: Vec<RecallPrompt> = prompts.iter().map(P1Prompt::recall).collect();
-    let with = lantern_attribution::scaling::continuations(&lm.model, &lm.tokenizer, &recall, &gen, &lantern_engine::Hooks::new(), cfg.batch_size)?;
+    let with = lantern_attribution::scaling::continuations(
+        &lm.model,
+        &lm.tokenizer,
+        &recall,
+        &gen,
+        &lantern_engine::Hooks::new(),
+        cfg.batch_size,
+    )?;
     progress(1, 2);
     // The same template with the context sentence removed: everything from the first
     // `{ctx_city}` through its sentence end.
-    let plain: Vec<RecallPrompt> = prompts.iter().map(|p| RecallPrompt { prompt: strip_context(&cfg.template, &p.country), ..p.recall() }).collect();
-    let without = lantern_attribution::scaling::continuations(&lm.model, &lm.tokenizer, &plain, &gen, &lantern_engine::Hooks::new(), cfg.batch_size)?;
+    let plain: Vec<RecallPrompt> = prompts
+        .iter()
+        .map(|p| RecallPrompt {
+            prompt: strip_context(&cfg.template, &p.country),
+            ..p.recall()
+        })
+        .collect();
+    let without = lantern_attribution::scaling::continuations(
+        &lm.model,
+        &lm.tokenizer,
+        &plain,
+        &gen,
+        &lantern_engine::Hooks::new(),
+        cfg.batch_size,
+    )?;
     progress(2, 2);
-    Ok(Baseline { with_context: AlphaPoint::from_answers(1.0, with, &recall), without_context: AlphaPoint::from_answers(1.0, without, &plain) })
+    Ok(Baseline {
+        with_context: AlphaPoint::from_answers(1.0, with, &recall),
+        without_context: AlphaPoint::from_answers(1.0, without, &plain),
+    })
 }
 
 /// The template without its context sentence (`... {ctx_city}.` and the space after it).
@@ -199,8 +266,16 @@ pub struct HeadAttribution {
     pub prompts_skipped: usize,
 }
 
-pub fn head_attribution(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], progress: &mut dyn FnMut(usize, usize)) -> Result<HeadAttribution> {
-    let usable: Vec<&P1Prompt> = prompts.iter().filter(|p| p.in_context_token != p.memorized_token).collect();
+pub fn head_attribution(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    prompts: &[P1Prompt],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<HeadAttribution> {
+    let usable: Vec<&P1Prompt> = prompts
+        .iter()
+        .filter(|p| p.in_context_token != p.memorized_token)
+        .collect();
     if usable.is_empty() {
         bail!("no prompt has in-context and memorised answers with different first tokens");
     }
@@ -208,12 +283,25 @@ pub fn head_attribution(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], 
     for (i, chunk) in usable.chunks(cfg.batch_size.max(1)).enumerate() {
         let texts: Vec<&str> = chunk.iter().map(|p| p.prompt.as_str()).collect();
         let batch = Batch::from_prompts(&lm.tokenizer, &texts)?;
-        let dirs: Vec<LogitDirection> = chunk.iter().map(|p| LogitDirection { target: p.in_context_token, versus: Some(p.memorized_token) }).collect();
+        let dirs: Vec<LogitDirection> = chunk
+            .iter()
+            .map(|p| LogitDirection {
+                target: p.in_context_token,
+                versus: Some(p.memorized_token),
+            })
+            .collect();
         dlas.extend(direct_logit_attribution(&lm.model, &batch, &dirs, None)?);
-        progress((i + 1) * cfg.batch_size.max(1).min(usable.len()), usable.len());
+        progress(
+            (i + 1) * cfg.batch_size.max(1).min(usable.len()),
+            usable.len(),
+        );
     }
     let values = mean_heads(&dlas);
-    let mut ranked: Vec<(usize, usize, f64)> = values.iter().enumerate().flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v))).collect();
+    let mut ranked: Vec<(usize, usize, f64)> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+        .collect();
     ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
     let k = cfg.top_heads.min(ranked.len());
     let top_in_context = ranked[..k].to_vec();
@@ -246,7 +334,12 @@ pub struct Patching {
 
 /// Finds clean/corrupted pairs: for each prompt, a second prompt of the same country and length
 /// with a different in-context city whose first token differs.
-pub fn patch_pairs(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], capitals: &[(String, String)]) -> Result<Vec<(P1Prompt, P1Prompt)>> {
+pub fn patch_pairs(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    prompts: &[P1Prompt],
+    capitals: &[(String, String)],
+) -> Result<Vec<(P1Prompt, P1Prompt)>> {
     let mut pairs = Vec::new();
     for p in prompts {
         let clean_ids = lm.tokenizer.encode(&p.prompt)?;
@@ -254,12 +347,21 @@ pub fn patch_pairs(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], capit
             if city == &p.ctx_city || city == &p.capital {
                 continue;
             }
-            let prompt = cfg.template.replace("{country}", &p.country).replace("{ctx_city}", city);
+            let prompt = cfg
+                .template
+                .replace("{country}", &p.country)
+                .replace("{ctx_city}", city);
             let first = lm.tokenizer.encode(&format!(" {city}"))?[0];
-            if first == p.in_context_token || lm.tokenizer.encode(&prompt)?.len() != clean_ids.len() {
+            if first == p.in_context_token || lm.tokenizer.encode(&prompt)?.len() != clean_ids.len()
+            {
                 continue;
             }
-            let corrupted = P1Prompt { ctx_city: city.clone(), prompt, in_context_token: first, ..p.clone() };
+            let corrupted = P1Prompt {
+                ctx_city: city.clone(),
+                prompt,
+                in_context_token: first,
+                ..p.clone()
+            };
             pairs.push((p.clone(), corrupted));
             break;
         }
@@ -273,25 +375,62 @@ pub fn patch_pairs(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], capit
     Ok(pairs)
 }
 
-pub fn patching(lm: &LoadedModel, cfg: &P1Config, pairs: &[(P1Prompt, P1Prompt)], progress: &mut dyn FnMut(usize, usize)) -> Result<Patching> {
+pub fn patching(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    pairs: &[(P1Prompt, P1Prompt)],
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Patching> {
     let c = lm.model.config();
-    let metric_of = |clean: &P1Prompt, corrupted: &P1Prompt| Metric::Normalized { target: clean.in_context_token, versus: corrupted.in_context_token };
+    let metric_of = |clean: &P1Prompt, corrupted: &P1Prompt| Metric::Normalized {
+        target: clean.in_context_token,
+        versus: corrupted.in_context_token,
+    };
     let batches = |clean: &P1Prompt, corrupted: &P1Prompt| -> Result<(Batch, Batch)> {
-        Ok((Batch::from_prompts(&lm.tokenizer, &[clean.prompt.as_str()])?, Batch::from_prompts(&lm.tokenizer, &[corrupted.prompt.as_str()])?))
+        Ok((
+            Batch::from_prompts(&lm.tokenizer, &[clean.prompt.as_str()])?,
+            Batch::from_prompts(&lm.tokenizer, &[corrupted.prompt.as_str()])?,
+        ))
     };
     let total = pairs.len() + 1;
     let (clean, corrupted) = &pairs[0];
     let (cb, xb) = batches(clean, corrupted)?;
-    let opts = SweepOptions { batch_size: cfg.batch_size.max(1) * 2, progress: None };
-    let resid_pre = patch_sweep(&lm.model, &cb, &xb, PatchTarget::ResidPre, PatchGrid::LayerPosition, metric_of(clean, corrupted), opts)?;
+    let opts = SweepOptions {
+        batch_size: cfg.batch_size.max(1) * 2,
+        progress: None,
+    };
+    let resid_pre = patch_sweep(
+        &lm.model,
+        &cb,
+        &xb,
+        PatchTarget::ResidPre,
+        PatchGrid::LayerPosition,
+        metric_of(clean, corrupted),
+        opts,
+    )?;
     progress(1, total);
-    let resid_pre_tokens = cb.row(0).iter().map(|&i| lm.tokenizer.token_text(i)).collect();
+    let resid_pre_tokens = cb
+        .row(0)
+        .iter()
+        .map(|&i| lm.tokenizer.token_text(i))
+        .collect();
     let mut heads = vec![vec![0.0; c.n_heads]; c.n_layers];
     let mut used = 0;
     for (i, (clean, corrupted)) in pairs.iter().enumerate() {
         let (cb, xb) = batches(clean, corrupted)?;
-        let opts = SweepOptions { batch_size: cfg.batch_size.max(1) * 2, progress: None };
-        match patch_sweep(&lm.model, &cb, &xb, PatchTarget::HeadZ, PatchGrid::LayerHead, metric_of(clean, corrupted), opts) {
+        let opts = SweepOptions {
+            batch_size: cfg.batch_size.max(1) * 2,
+            progress: None,
+        };
+        match patch_sweep(
+            &lm.model,
+            &cb,
+            &xb,
+            PatchTarget::HeadZ,
+            PatchGrid::LayerHead,
+            metric_of(clean, corrupted),
+            opts,
+        ) {
             Ok(r) => {
                 for (acc, row) in heads.iter_mut().zip(&r.values) {
                     for (a, v) in acc.iter_mut().zip(row) {
@@ -310,7 +449,12 @@ pub fn patching(lm: &LoadedModel, cfg: &P1Config, pairs: &[(P1Prompt, P1Prompt)]
         bail!("no pair gave a usable head patching map");
     }
     heads.iter_mut().flatten().for_each(|v| *v /= used as f64);
-    Ok(Patching { resid_pre, resid_pre_tokens, heads, pairs: used })
+    Ok(Patching {
+        resid_pre,
+        resid_pre_tokens,
+        heads,
+        pairs: used,
+    })
 }
 
 /// Step 4: alpha sweep of one head.
@@ -323,10 +467,33 @@ pub struct HeadSweep {
     pub points: Vec<AlphaPoint>,
 }
 
-pub fn head_sweep(lm: &LoadedModel, cfg: &P1Config, prompts: &[P1Prompt], layer: usize, head: usize, role: &str, progress: &mut dyn FnMut(usize, usize)) -> Result<HeadSweep> {
+pub fn head_sweep(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    prompts: &[P1Prompt],
+    layer: usize,
+    head: usize,
+    role: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<HeadSweep> {
     let recall: Vec<RecallPrompt> = prompts.iter().map(P1Prompt::recall).collect();
-    let points = alpha_sweep(&lm.model, &lm.tokenizer, &recall, &[(layer, head)], &cfg.alphas, cfg.scale_bias, &gen_config(cfg), cfg.batch_size, progress)?;
-    Ok(HeadSweep { layer, head, role: role.to_string(), points })
+    let points = alpha_sweep(
+        &lm.model,
+        &lm.tokenizer,
+        &recall,
+        &[(layer, head)],
+        &cfg.alphas,
+        cfg.scale_bias,
+        &gen_config(cfg),
+        cfg.batch_size,
+        progress,
+    )?;
+    Ok(HeadSweep {
+        layer,
+        head,
+        role: role.to_string(),
+        points,
+    })
 }
 
 /// Everything P1 produced.
@@ -341,7 +508,13 @@ pub struct P1Report {
 }
 
 /// Runs every step and writes `out/`: JSON and CSV per step and the figures.
-pub fn run_all(lm: &LoadedModel, cfg: &P1Config, base_dir: &Path, out: &Path, bar: crate::experiment::BarFactory) -> Result<P1Report> {
+pub fn run_all(
+    lm: &LoadedModel,
+    cfg: &P1Config,
+    base_dir: &Path,
+    out: &Path,
+    bar: crate::experiment::BarFactory,
+) -> Result<P1Report> {
     let capitals = read_capitals(&base_dir.join(&cfg.data))?;
     let prompts = build_prompts(cfg, &capitals, &lm.tokenizer)?;
     let dir = ResultsDir::create(out)?;
@@ -349,30 +522,95 @@ pub fn run_all(lm: &LoadedModel, cfg: &P1Config, base_dir: &Path, out: &Path, ba
 
     let baseline = baseline(lm, cfg, &prompts, &mut *bar("baseline generations", 2))?;
     dir.json("baseline.json", &baseline)?;
-    let heads = head_attribution(lm, cfg, &prompts, &mut *bar("head attribution", prompts.len()))?;
+    let heads = head_attribution(
+        lm,
+        cfg,
+        &prompts,
+        &mut *bar("head attribution", prompts.len()),
+    )?;
     dir.json("heads.json", &heads)?;
     let labels = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
-    dir.csv("heads.csv", &grid_csv("layer\\head", &labels(heads.layers, "L"), &labels(heads.heads, "H"), &heads.values))?;
+    dir.csv(
+        "heads.csv",
+        &grid_csv(
+            "layer\\head",
+            &labels(heads.layers, "L"),
+            &labels(heads.heads, "H"),
+            &heads.values,
+        ),
+    )?;
     let pairs = patch_pairs(lm, cfg, &prompts, &capitals)?;
     let patching = patching(lm, cfg, &pairs, &mut *bar("patching", pairs.len() + 1))?;
     dir.json("patching.json", &patching)?;
-    dir.csv("patching_resid_pre.csv", &grid_csv("layer\\position", &patching.resid_pre.row_labels, &patching.resid_pre.col_labels, &patching.resid_pre.values))?;
-    dir.csv("patching_heads.csv", &grid_csv("layer\\head", &labels(heads.layers, "L"), &labels(heads.heads, "H"), &patching.heads))?;
+    dir.csv(
+        "patching_resid_pre.csv",
+        &grid_csv(
+            "layer\\position",
+            &patching.resid_pre.row_labels,
+            &patching.resid_pre.col_labels,
+            &patching.resid_pre.values,
+        ),
+    )?;
+    dir.csv(
+        "patching_heads.csv",
+        &grid_csv(
+            "layer\\head",
+            &labels(heads.layers, "L"),
+            &labels(heads.heads, "H"),
+            &patching.heads,
+        ),
+    )?;
     let mut sweeps = Vec::new();
-    for (role, list) in [("in-context", &heads.top_in_context), ("memorized", &heads.top_memorized)] {
+    for (role, list) in [
+        ("in-context", &heads.top_in_context),
+        ("memorized", &heads.top_memorized),
+    ] {
         if let Some(&(l, h, _)) = list.first() {
-            sweeps.push(head_sweep(lm, cfg, &prompts, l, h, role, &mut *bar(&format!("alpha sweep L{l}H{h}"), cfg.alphas.len()))?);
+            sweeps.push(head_sweep(
+                lm,
+                cfg,
+                &prompts,
+                l,
+                h,
+                role,
+                &mut *bar(&format!("alpha sweep L{l}H{h}"), cfg.alphas.len()),
+            )?);
         }
     }
     dir.json("alpha_sweep.json", &sweeps)?;
-    let mut rows = vec![vec!["layer".into(), "head".into(), "role".into(), "alpha".into(), "in_context".into(), "memorized".into(), "other".into(), "n".into()]];
+    let mut rows = vec![vec![
+        "layer".into(),
+        "head".into(),
+        "role".into(),
+        "alpha".into(),
+        "in_context".into(),
+        "memorized".into(),
+        "other".into(),
+        "n".into(),
+    ]];
     for s in &sweeps {
         for p in &s.points {
-            rows.push(vec![s.layer.to_string(), s.head.to_string(), s.role.clone(), p.alpha.to_string(), format!("{:.4}", p.in_context), format!("{:.4}", p.memorized), format!("{:.4}", p.other), p.n.to_string()]);
+            rows.push(vec![
+                s.layer.to_string(),
+                s.head.to_string(),
+                s.role.clone(),
+                p.alpha.to_string(),
+                format!("{:.4}", p.in_context),
+                format!("{:.4}", p.memorized),
+                format!("{:.4}", p.other),
+                p.n.to_string(),
+            ]);
         }
     }
     dir.csv("alpha_sweep.csv", &rows)?;
-    let report = P1Report { model: lm.source.clone(), n_prompts: prompts.len(), baseline, heads, patching, sweeps };
+    let report = P1Report {
+        model: lm.source.clone(),
+        n_prompts: prompts.len(),
+        baseline,
+        heads,
+        patching,
+        sweeps,
+    };
     crate::p1_figures::all(&report, &dir)?;
     dir.json("report.json", &report)?;
     Ok(report)

@@ -12,7 +12,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use lantern_engine::LoadedModel;
-use lantern_shapley::{exact, interaction, kernel, permutation, Absent, Coalition, ExactOptions, FnGame, InteractionResult, KernelOptions, MemoGame, PermutationOptions, PromptGame, ShapleyResult, Template, ValueKind};
+use lantern_shapley::{
+    exact, interaction, kernel, permutation, Absent, Coalition, ExactOptions, FnGame,
+    InteractionResult, KernelOptions, MemoGame, PermutationOptions, PromptGame, ShapleyResult,
+    Template, ValueKind,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::output::{grid_csv, ResultsDir};
@@ -76,18 +80,30 @@ pub struct P2Config {
 
 impl P2Config {
     pub fn value_kind(&self) -> Result<ValueKind> {
-        let target = || self.target.clone().context("this value function needs `target`");
+        let target = || {
+            self.target
+                .clone()
+                .context("this value function needs `target`")
+        };
         Ok(match self.value.as_str() {
             "logprob" => ValueKind::LogProb { target: target()? },
             "prob" => ValueKind::Prob { target: target()? },
-            "option_prob" => ValueKind::OptionProb { options: self.options.clone(), chosen: self.chosen },
+            "option_prob" => ValueKind::OptionProb {
+                options: self.options.clone(),
+                chosen: self.chosen,
+            },
             "option_diff" => {
                 if self.options.len() != 2 {
                     bail!("option_diff needs exactly two options");
                 }
-                ValueKind::OptionDiff { a: self.options[0].clone(), b: self.options[1].clone() }
+                ValueKind::OptionDiff {
+                    a: self.options[0].clone(),
+                    b: self.options[1].clone(),
+                }
             }
-            other => bail!("unknown value function `{other}` (logprob, prob, option_prob, option_diff)"),
+            other => {
+                bail!("unknown value function `{other}` (logprob, prob, option_prob, option_diff)")
+            }
         })
     }
 }
@@ -123,13 +139,23 @@ pub struct TemplateReport {
 }
 
 /// Exact Shapley values of one template with the model, plus the estimator comparison.
-pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress: &mut dyn FnMut(usize, usize)) -> Result<TemplateReport> {
-    let template = Template::from_file(path).with_context(|| format!("template {}", path.display()))?;
+pub fn analyse_template(
+    lm: &LoadedModel,
+    cfg: &P2Config,
+    path: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TemplateReport> {
+    let template =
+        Template::from_file(path).with_context(|| format!("template {}", path.display()))?;
     let absent: Absent = cfg.absent.parse()?;
     let names = template.player_names();
     for p in &cfg.noise_players {
         if !names.contains(p) {
-            bail!("noise player `{p}` is not a player of {} (players: {})", path.display(), names.join(", "));
+            bail!(
+                "noise player `{p}` is not a player of {} (players: {})",
+                path.display(),
+                names.join(", ")
+            );
         }
     }
     let mut scorer = EngineScorer::new(lm);
@@ -138,12 +164,20 @@ pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress:
     // Many coalitions per call let the scorer sort them into batches with long shared prefixes.
     let mut memo = MemoGame::new(game, COALITIONS_PER_CALL)?;
     let start = Instant::now();
-    let opts = ExactOptions { batch_size: COALITIONS_PER_CALL, ..Default::default() };
+    let opts = ExactOptions {
+        batch_size: COALITIONS_PER_CALL,
+        ..Default::default()
+    };
     let exact_result = exact(&mut memo, &opts, Some(progress))?;
     let seconds_exact = start.elapsed().as_secs_f64();
     let interaction_result = interaction(&mut memo, &opts, None)?;
     let n = names.len();
-    let table: Vec<f64> = (0..1u64 << n).map(|bits| memo.value(Coalition::from_bits(bits)).context("every coalition was evaluated")).collect::<Result<_>>()?;
+    let table: Vec<f64> = (0..1u64 << n)
+        .map(|bits| {
+            memo.value(Coalition::from_bits(bits))
+                .context("every coalition was evaluated")
+        })
+        .collect::<Result<_>>()?;
     let forwards = memo.into_inner().into_scorer().forwards;
 
     let mut convergence = Vec::new();
@@ -153,14 +187,39 @@ pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress:
         for &budget in &cfg.budgets {
             let (mut err, mut evals, mut within) = (0.0, 0.0, 0.0);
             for seed in 0..cfg.seeds.max(1) as u64 {
-                let mut g = FnGame::with_names(names.clone(), |c: Coalition| table[c.bits() as usize]);
+                let mut g =
+                    FnGame::with_names(names.clone(), |c: Coalition| table[c.bits() as usize]);
                 let r = match method {
-                    "permutation" => permutation(&mut g, &PermutationOptions { budget, seed, batch_size: cfg.batch_size }, None)?,
-                    _ => kernel(&mut g, &KernelOptions { budget, seed, batch_size: cfg.batch_size, ..Default::default() }, None)?,
+                    "permutation" => permutation(
+                        &mut g,
+                        &PermutationOptions {
+                            budget,
+                            seed,
+                            batch_size: cfg.batch_size,
+                        },
+                        None,
+                    )?,
+                    _ => kernel(
+                        &mut g,
+                        &KernelOptions {
+                            budget,
+                            seed,
+                            batch_size: cfg.batch_size,
+                            ..Default::default()
+                        },
+                        None,
+                    )?,
                 };
                 err += mean_abs_error(&r.values, &exact_result.values);
                 evals += r.evaluations as f64;
-                within += r.values.iter().zip(&exact_result.values).zip(&r.std_errors).filter(|((v, e), se)| (*v - *e).abs() <= 2.0 * **se + 1e-12).count() as f64 / n as f64;
+                within += r
+                    .values
+                    .iter()
+                    .zip(&exact_result.values)
+                    .zip(&r.std_errors)
+                    .filter(|((v, e), se)| (*v - *e).abs() <= 2.0 * **se + 1e-12)
+                    .count() as f64
+                    / n as f64;
                 if budget == max_budget && seed == 0 {
                     if method == "permutation" {
                         top.0 = Some(r);
@@ -170,10 +229,21 @@ pub fn analyse_template(lm: &LoadedModel, cfg: &P2Config, path: &Path, progress:
                 }
             }
             let k = cfg.seeds.max(1) as f64;
-            convergence.push(ConvergencePoint { method: method.into(), budget, mean_abs_error: err / k, evaluations: evals / k, within_2se: within / k });
+            convergence.push(ConvergencePoint {
+                method: method.into(),
+                budget,
+                mean_abs_error: err / k,
+                evaluations: evals / k,
+                within_2se: within / k,
+            });
         }
     }
-    let noise: f64 = names.iter().zip(&exact_result.values).filter(|(p, _)| cfg.noise_players.contains(p)).map(|(_, v)| v.abs()).sum();
+    let noise: f64 = names
+        .iter()
+        .zip(&exact_result.values)
+        .filter(|(p, _)| cfg.noise_players.contains(p))
+        .map(|(_, v)| v.abs())
+        .sum();
     let all: f64 = exact_result.values.iter().map(|v| v.abs()).sum();
     Ok(TemplateReport {
         template: path.display().to_string(),
@@ -194,7 +264,13 @@ fn mean_abs_error(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Runs every template and writes `out/`.
-pub fn run_all(lm: &LoadedModel, cfg: &P2Config, base_dir: &Path, out: &Path, bar: crate::experiment::BarFactory) -> Result<Vec<TemplateReport>> {
+pub fn run_all(
+    lm: &LoadedModel,
+    cfg: &P2Config,
+    base_dir: &Path,
+    out: &Path,
+    bar: crate::experiment::BarFactory,
+) -> Result<Vec<TemplateReport>> {
     if cfg.templates.is_empty() {
         bail!("[p2] lists no templates");
     }
@@ -202,10 +278,26 @@ pub fn run_all(lm: &LoadedModel, cfg: &P2Config, base_dir: &Path, out: &Path, ba
     let mut reports = Vec::new();
     for t in &cfg.templates {
         let path = base_dir.join(t);
-        let stem = t.file_stem().and_then(|s| s.to_str()).unwrap_or("template").to_string();
-        let r = analyse_template(lm, cfg, &path, &mut *bar(&format!("exact Shapley {stem}"), 0))?;
+        let stem = t
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("template")
+            .to_string();
+        let r = analyse_template(
+            lm,
+            cfg,
+            &path,
+            &mut *bar(&format!("exact Shapley {stem}"), 0),
+        )?;
         dir.json(&format!("shapley_{stem}.json"), &r)?;
-        let mut rows = vec![vec!["player".into(), "exact".into(), "permutation".into(), "permutation_se".into(), "kernel".into(), "kernel_se".into()]];
+        let mut rows = vec![vec![
+            "player".into(),
+            "exact".into(),
+            "permutation".into(),
+            "permutation_se".into(),
+            "kernel".into(),
+            "kernel_se".into(),
+        ]];
         for i in 0..r.exact.players.len() {
             rows.push(vec![
                 r.exact.players[i].clone(),
@@ -217,7 +309,15 @@ pub fn run_all(lm: &LoadedModel, cfg: &P2Config, base_dir: &Path, out: &Path, ba
             ]);
         }
         dir.csv(&format!("shapley_{stem}.csv"), &rows)?;
-        dir.csv(&format!("interaction_{stem}.csv"), &grid_csv("player", &r.interaction.players, &r.interaction.players, &r.interaction.matrix))?;
+        dir.csv(
+            &format!("interaction_{stem}.csv"),
+            &grid_csv(
+                "player",
+                &r.interaction.players,
+                &r.interaction.players,
+                &r.interaction.matrix,
+            ),
+        )?;
         crate::p2_figures::template(&r, &stem, &dir)?;
         reports.push(r);
     }

@@ -21,9 +21,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor, D};
-use lantern_causal::{analyse_series, DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, TimeSeries};
-use lantern_engine::{Batch, GenerateConfig, HookPoint, Hooks, Intervention, LoadedModel, Logits, Sampling};
-use lantern_states::{learn_states, read_labelled_text, Dataset, ProbeMethod, StateSet, StatesConfig};
+use lantern_causal::{
+    analyse_series, DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, TimeSeries,
+};
+use lantern_engine::{
+    Batch, GenerateConfig, HookPoint, Hooks, Intervention, LoadedModel, Logits, Sampling,
+};
+use lantern_states::{
+    learn_states, read_labelled_text, Dataset, ProbeMethod, StateSet, StatesConfig,
+};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -117,13 +123,25 @@ pub struct P3Config {
 
 impl P3Config {
     pub fn discovery(&self) -> DiscoveryConfig {
-        DiscoveryConfig { tau_max: self.tau_max, alpha: self.alpha, n_bootstrap: self.bootstrap, seed: self.seed, ..Default::default() }
+        DiscoveryConfig {
+            tau_max: self.tau_max,
+            alpha: self.alpha,
+            n_bootstrap: self.bootstrap,
+            seed: self.seed,
+            ..Default::default()
+        }
     }
 }
 
 /// Mean of `blocks.{layer}.hook_resid_post` over the last `text_len[i]` positions of each row.
 /// Rows are `context ++ text` token ids (left-padded in batches).
-pub fn pooled_features(lm: &LoadedModel, layer: usize, rows: &[(Vec<u32>, usize)], batch_size: usize, hooks: &Hooks) -> Result<Vec<Vec<f32>>> {
+pub fn pooled_features(
+    lm: &LoadedModel,
+    layer: usize,
+    rows: &[(Vec<u32>, usize)],
+    batch_size: usize,
+    hooks: &Hooks,
+) -> Result<Vec<Vec<f32>>> {
     let point = HookPoint::resid_post(layer);
     point.check(lm.model.config())?;
     let mut out = Vec::with_capacity(rows.len());
@@ -144,11 +162,20 @@ pub fn pooled_features(lm: &LoadedModel, layer: usize, rows: &[(Vec<u32>, usize)
 }
 
 fn encode(lm: &LoadedModel, text: &str) -> Result<Vec<u32>> {
-    Ok(if text.is_empty() { Vec::new() } else { lm.tokenizer.encode(text)? })
+    Ok(if text.is_empty() {
+        Vec::new()
+    } else {
+        lm.tokenizer.encode(text)?
+    })
 }
 
 /// Step 1: learn the states from labelled sentences, each read after a question.
-pub fn learn(lm: &LoadedModel, cfg: &P3Config, data: &Path, questions: &[String]) -> Result<StateSet> {
+pub fn learn(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    data: &Path,
+    questions: &[String],
+) -> Result<StateSet> {
     let rows = read_labelled_text(data)?;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut ids = Vec::with_capacity(rows.len());
@@ -161,23 +188,48 @@ pub fn learn(lm: &LoadedModel, cfg: &P3Config, data: &Path, questions: &[String]
         ids.push((context, n));
     }
     let features = pooled_features(lm, cfg.layer, &ids, cfg.batch_size, &Hooks::new())?;
-    let (labels, label_names) = lantern_states::encode_labels(&rows.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>());
+    let (labels, label_names) =
+        lantern_states::encode_labels(&rows.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>());
     let method: ProbeMethod = cfg.method.parse()?;
-    let states_cfg = StatesConfig { method, baseline: cfg.baseline.clone(), seed: cfg.seed, accuracy_threshold: cfg.accuracy_threshold, ..Default::default() };
-    Ok(learn_states(&Dataset { features, labels, label_names }, &states_cfg)?)
+    let states_cfg = StatesConfig {
+        method,
+        baseline: cfg.baseline.clone(),
+        seed: cfg.seed,
+        accuracy_threshold: cfg.accuracy_threshold,
+        ..Default::default()
+    };
+    Ok(learn_states(
+        &Dataset {
+            features,
+            labels,
+            label_names,
+        },
+        &states_cfg,
+    )?)
 }
 
 /// P3's steering: `h + strength ‖h‖ d` at every position, optionally rescaled to ‖h‖.
-pub fn steering(direction: &[f32], strength: f64, renormalize: bool, device: &candle_core::Device) -> Result<Intervention> {
+pub fn steering(
+    direction: &[f32],
+    strength: f64,
+    renormalize: bool,
+    device: &candle_core::Device,
+) -> Result<Intervention> {
     let norm: f32 = direction.iter().map(|v| v * v).sum::<f32>().sqrt();
     if norm == 0.0 || !norm.is_finite() {
         bail!("the steering direction is zero");
     }
-    let d = Tensor::from_vec(direction.iter().map(|v| v / norm).collect::<Vec<_>>(), direction.len(), device)?;
+    let d = Tensor::from_vec(
+        direction.iter().map(|v| v / norm).collect::<Vec<_>>(),
+        direction.len(),
+        device,
+    )?;
     Ok(Intervention::custom(move |x, _| {
         let h_norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
         let d = d.to_dtype(x.dtype())?;
-        let steered = (x + h_norm.broadcast_mul(&d.unsqueeze(0)?.unsqueeze(0)?)?.affine(strength, 0.0)?)?;
+        let steered = (x + h_norm
+            .broadcast_mul(&d.unsqueeze(0)?.unsqueeze(0)?)?
+            .affine(strength, 0.0)?)?;
         if !renormalize {
             return Ok(steered);
         }
@@ -198,14 +250,34 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn series(&self) -> TimeSeries {
-        TimeSeries { names: self.states.clone(), sessions: self.activations.iter().enumerate().map(|(i, v)| Session { label: i.to_string(), values: v.clone() }).collect() }
+        TimeSeries {
+            names: self.states.clone(),
+            sessions: self
+                .activations
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Session {
+                    label: i.to_string(),
+                    values: v.clone(),
+                })
+                .collect(),
+        }
     }
     /// CSV rows: `session,step,<states...>`.
     pub fn csv_rows(&self) -> Vec<Vec<String>> {
-        let mut rows = vec![["session", "step"].iter().map(|s| s.to_string()).chain(self.states.iter().cloned()).collect()];
+        let mut rows = vec![["session", "step"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.states.iter().cloned())
+            .collect()];
         for (s, steps) in self.activations.iter().enumerate() {
             for (t, v) in steps.iter().enumerate() {
-                rows.push([s.to_string(), t.to_string()].into_iter().chain(v.iter().map(|x| format!("{x:.6}"))).collect());
+                rows.push(
+                    [s.to_string(), t.to_string()]
+                        .into_iter()
+                        .chain(v.iter().map(|x| format!("{x:.6}")))
+                        .collect(),
+                );
             }
         }
         rows
@@ -215,19 +287,46 @@ impl Sessions {
 /// Step 2: runs `n_sessions` seeded sessions of `n_steps` steps together, measuring the usable
 /// states after every answer; `steer = (state, steps)` steers during generation at those steps.
 #[allow(clippy::too_many_arguments)]
-pub fn run_sessions(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questions: &[String], n_sessions: usize, n_steps: usize, steer: Option<(&str, &[usize])>, progress: &mut dyn FnMut(usize, usize)) -> Result<Sessions> {
-    let usable: Vec<String> = states.usable_states().iter().map(|s| s.to_string()).collect();
+pub fn run_sessions(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    states: &StateSet,
+    questions: &[String],
+    n_sessions: usize,
+    n_steps: usize,
+    steer: Option<(&str, &[usize])>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Sessions> {
+    let usable: Vec<String> = states
+        .usable_states()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     if usable.is_empty() {
-        bail!("no state reached the accuracy threshold {}; nothing to measure", cfg.accuracy_threshold);
+        bail!(
+            "no state reached the accuracy threshold {}; nothing to measure",
+            cfg.accuracy_threshold
+        );
     }
-    let idx: Vec<usize> = usable.iter().map(|s| states.state_index(s).expect("usable state exists")).collect();
+    let idx: Vec<usize> = usable
+        .iter()
+        .map(|s| states.state_index(s).expect("usable state exists"))
+        .collect();
     let steer_iv = match steer {
         Some((name, steps)) => {
-            let d = states.direction(name).with_context(|| format!("unknown state `{name}` (states: {})", states.label_names.join(", ")))?;
+            let d = states.direction(name).with_context(|| {
+                format!(
+                    "unknown state `{name}` (states: {})",
+                    states.label_names.join(", ")
+                )
+            })?;
             if !usable.iter().any(|u| u == name) {
                 bail!("state `{name}` is flagged (held-out accuracy below the threshold) and is not steered");
             }
-            Some((steering(d, cfg.steer_strength, cfg.renormalize, lm.model.device())?, steps))
+            Some((
+                steering(d, cfg.steer_strength, cfg.renormalize, lm.model.device())?,
+                steps,
+            ))
         }
         None => None,
     };
@@ -236,7 +335,9 @@ pub fn run_sessions(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questio
     let orders: Vec<Vec<usize>> = (0..n_sessions)
         .map(|s| {
             let mut o: Vec<usize> = (0..questions.len()).collect();
-            o.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(s as u64)));
+            o.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                cfg.seed.wrapping_add(s as u64),
+            ));
             o
         })
         .collect();
@@ -245,9 +346,16 @@ pub fn run_sessions(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questio
     for step in 0..n_steps {
         let prompts: Vec<String> = (0..n_sessions)
             .map(|s| {
-                let history = &transcripts[s][transcripts[s].len().saturating_sub(cfg.context_turns)..];
-                let mut p: String = history.iter().map(|(q, a)| format!("Q: {q}\nA:{a}\n")).collect();
-                p.push_str(&format!("Q: {}\nA:", questions[orders[s][step % questions.len()]]));
+                let history =
+                    &transcripts[s][transcripts[s].len().saturating_sub(cfg.context_turns)..];
+                let mut p: String = history
+                    .iter()
+                    .map(|(q, a)| format!("Q: {q}\nA:{a}\n"))
+                    .collect();
+                p.push_str(&format!(
+                    "Q: {}\nA:",
+                    questions[orders[s][step % questions.len()]]
+                ));
                 p
             })
             .collect();
@@ -259,14 +367,21 @@ pub fn run_sessions(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questio
         }
         let gen = GenerateConfig {
             max_new_tokens: cfg.max_new_tokens,
-            sampling: Sampling::Sample { temperature: cfg.temperature, top_k: None, top_p: Some(cfg.top_p), seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) },
+            sampling: Sampling::Sample {
+                temperature: cfg.temperature,
+                top_k: None,
+                top_p: Some(cfg.top_p),
+                seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
+            },
             stop_strings: vec!["\n".into(), "Q:".into()],
             ..Default::default()
         };
         let mut rows = Vec::with_capacity(n_sessions);
         let mut answers = Vec::with_capacity(n_sessions);
         for chunk in prompts.chunks(cfg.batch_size.max(1)) {
-            let g = lm.model.generate_batch(&lm.tokenizer, chunk, &gen, &mut hooks.clone())?;
+            let g = lm
+                .model
+                .generate_batch(&lm.tokenizer, chunk, &gen, &mut hooks.clone())?;
             for row in g.rows {
                 // Measure on the kept answer's tokens, in context.
                 let answer = row.text.clone();
@@ -282,29 +397,80 @@ pub fn run_sessions(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questio
         for s in 0..n_sessions {
             let all = states.try_activations(&features[s])?;
             activations[s].push(idx.iter().map(|&i| all[i]).collect());
-            transcripts[s].push((questions[orders[s][step % questions.len()]].clone(), answers[s].clone()));
+            transcripts[s].push((
+                questions[orders[s][step % questions.len()]].clone(),
+                answers[s].clone(),
+            ));
         }
         progress(step + 1, n_steps);
     }
-    Ok(Sessions { states: usable, activations, transcripts, steered: steer.map(|(s, t)| (s.to_string(), t.to_vec())) })
+    Ok(Sessions {
+        states: usable,
+        activations,
+        transcripts,
+        steered: steer.map(|(s, t)| (s.to_string(), t.to_vec())),
+    })
 }
 
 /// Step 4: for each state, the observed effect at `check_step + 1` of steering it at
 /// `check_step`, in standard-deviation units of the fitted graph, next to the prediction.
-pub fn intervention_check(lm: &LoadedModel, cfg: &P3Config, states: &StateSet, questions: &[String], report: &GraphReport, progress: &mut dyn FnMut(usize, usize)) -> Result<(Vec<ObservedEffect>, lantern_causal::InterventionCheck)> {
+pub fn intervention_check(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    states: &StateSet,
+    questions: &[String],
+    report: &GraphReport,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<ObservedEffect>, lantern_causal::InterventionCheck)> {
     let steps = cfg.check_step + 2;
-    let base = run_sessions(lm, cfg, states, questions, cfg.check_sessions, steps, None, &mut |_, _| {})?;
+    let base = run_sessions(
+        lm,
+        cfg,
+        states,
+        questions,
+        cfg.check_sessions,
+        steps,
+        None,
+        &mut |_, _| {},
+    )?;
     let mut observed = Vec::new();
     let n = base.states.len();
     for (i, parent) in base.states.iter().enumerate() {
-        let steered = run_sessions(lm, cfg, states, questions, cfg.check_sessions, steps, Some((parent.as_str(), &[cfg.check_step])), &mut |_, _| {})?;
+        let steered = run_sessions(
+            lm,
+            cfg,
+            states,
+            questions,
+            cfg.check_sessions,
+            steps,
+            Some((parent.as_str(), &[cfg.check_step])),
+            &mut |_, _| {},
+        )?;
         let mean_diff = |t: usize, k: usize| -> f64 {
-            steered.activations.iter().zip(&base.activations).map(|(a, b)| a[t][k] - b[t][k]).sum::<f64>() / cfg.check_sessions.max(1) as f64
+            steered
+                .activations
+                .iter()
+                .zip(&base.activations)
+                .map(|(a, b)| a[t][k] - b[t][k])
+                .sum::<f64>()
+                / cfg.check_sessions.max(1) as f64
         };
-        let sd = |k: usize| report.state_sds.get(k).copied().filter(|v| *v > 0.0).unwrap_or(1.0);
+        let sd = |k: usize| {
+            report
+                .state_sds
+                .get(k)
+                .copied()
+                .filter(|v| *v > 0.0)
+                .unwrap_or(1.0)
+        };
         let delta = mean_diff(cfg.check_step, i) / sd(i);
         for (k, child) in base.states.iter().enumerate() {
-            observed.push(ObservedEffect { from: parent.clone(), to: child.clone(), delta, observed: mean_diff(cfg.check_step + 1, k) / sd(k) });
+            observed.push(ObservedEffect {
+                from: parent.clone(),
+                to: child.clone(),
+                delta,
+                observed: mean_diff(cfg.check_step + 1, k) / sd(k),
+            });
         }
         progress(i + 1, n);
     }
@@ -326,8 +492,14 @@ pub struct P3Report {
 }
 
 pub fn read_questions(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading questions {}", path.display()))?;
-    let q: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading questions {}", path.display()))?;
+    let q: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
     if q.is_empty() {
         bail!("{} has no questions", path.display());
     }
@@ -335,23 +507,59 @@ pub fn read_questions(path: &Path) -> Result<Vec<String>> {
 }
 
 /// Runs every step and writes `out/`.
-pub fn run_all(lm: &LoadedModel, cfg: &P3Config, base_dir: &Path, out: &Path, bar: crate::experiment::BarFactory) -> Result<P3Report> {
+pub fn run_all(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    base_dir: &Path,
+    out: &Path,
+    bar: crate::experiment::BarFactory,
+) -> Result<P3Report> {
     let dir = ResultsDir::create(out)?;
     let questions = read_questions(&base_dir.join(&cfg.questions))?;
     let states = learn(lm, cfg, &base_dir.join(&cfg.data), &questions)?;
     states.save(dir.path("states.json"))?;
-    let mut rows = vec![vec!["state".to_string(), "balanced_accuracy".into(), "auc".into(), "n_test".into(), "flagged".into()]];
+    let mut rows = vec![vec![
+        "state".to_string(),
+        "balanced_accuracy".into(),
+        "auc".into(),
+        "n_test".into(),
+        "flagged".into(),
+    ]];
     for a in &states.held_out {
-        rows.push(vec![a.state.clone(), format!("{:.4}", a.accuracy), format!("{:.4}", a.auc), a.n_test.to_string(), a.flagged.to_string()]);
+        rows.push(vec![
+            a.state.clone(),
+            format!("{:.4}", a.accuracy),
+            format!("{:.4}", a.auc),
+            a.n_test.to_string(),
+            a.flagged.to_string(),
+        ]);
     }
     dir.csv("probe_accuracy.csv", &rows)?;
 
-    let sessions = run_sessions(lm, cfg, &states, &questions, cfg.sessions, cfg.steps, None, &mut *bar("sessions (steps)", cfg.steps))?;
+    let sessions = run_sessions(
+        lm,
+        cfg,
+        &states,
+        &questions,
+        cfg.sessions,
+        cfg.steps,
+        None,
+        &mut *bar("sessions (steps)", cfg.steps),
+    )?;
     dir.csv("series.csv", &sessions.csv_rows())?;
     dir.json("transcripts.json", &sessions.transcripts)?;
     let mut steered = None;
     if let Some(state) = &cfg.steer_state {
-        let s = run_sessions(lm, cfg, &states, &questions, cfg.sessions, cfg.steps, Some((state.as_str(), &cfg.steer_steps)), &mut *bar("steered sessions (steps)", cfg.steps))?;
+        let s = run_sessions(
+            lm,
+            cfg,
+            &states,
+            &questions,
+            cfg.sessions,
+            cfg.steps,
+            Some((state.as_str(), &cfg.steer_steps)),
+            &mut *bar("steered sessions (steps)", cfg.steps),
+        )?;
         dir.csv("series_steered.csv", &s.csv_rows())?;
         dir.json("transcripts_steered.json", &s.transcripts)?;
         steered = Some(s);
@@ -361,17 +569,39 @@ pub fn run_all(lm: &LoadedModel, cfg: &P3Config, base_dir: &Path, out: &Path, ba
     dir.text("graph.json", &report.to_json()?)?;
     dir.text("graph.dot", &report.to_dot())?;
     // Spread from the state with the largest out-strength.
-    let source = report.centrality.iter().max_by(|a, b| a.out_strength.total_cmp(&b.out_strength)).map(|c| c.node.clone());
+    let source = report
+        .centrality
+        .iter()
+        .max_by(|a, b| a.out_strength.total_cmp(&b.out_strength))
+        .map(|c| c.node.clone());
     let spread = match source {
-        Some(source) if !report.edges.is_empty() => Some(report.simulate_spread(&SpreadConfig { source, magnitude: 2.0, hold_steps: 1, steps: 12, threshold: 0.1 })?),
+        Some(source) if !report.edges.is_empty() => {
+            Some(report.simulate_spread(&SpreadConfig {
+                source,
+                magnitude: 2.0,
+                hold_steps: 1,
+                steps: 12,
+                threshold: 0.1,
+            })?)
+        }
         _ => None,
     };
     if let Some(s) = &spread {
         dir.json("spread.json", s)?;
     }
     let check = if cfg.check_sessions > 0 && !report.edges.is_empty() {
-        let (observed, check) = intervention_check(lm, cfg, &states, &questions, &report, &mut *bar("intervention check (states)", sessions.states.len()))?;
-        dir.json("intervention_check.json", &serde_json::json!({"observed": observed, "check": check}))?;
+        let (observed, check) = intervention_check(
+            lm,
+            cfg,
+            &states,
+            &questions,
+            &report,
+            &mut *bar("intervention check (states)", sessions.states.len()),
+        )?;
+        dir.json(
+            "intervention_check.json",
+            &serde_json::json!({"observed": observed, "check": check}),
+        )?;
         Some(check)
     } else {
         None
@@ -380,7 +610,12 @@ pub fn run_all(lm: &LoadedModel, cfg: &P3Config, base_dir: &Path, out: &Path, ba
         model: lm.source.clone(),
         layer: cfg.layer,
         method: cfg.method.clone(),
-        flagged: states.held_out.iter().filter(|a| a.flagged).map(|a| a.state.clone()).collect(),
+        flagged: states
+            .held_out
+            .iter()
+            .filter(|a| a.flagged)
+            .map(|a| a.state.clone())
+            .collect(),
         probe_accuracy: states.held_out.clone(),
         graph: report,
         spread,

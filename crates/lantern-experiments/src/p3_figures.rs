@@ -2,41 +2,116 @@
 //! simulation, probe accuracies.
 
 use anyhow::Result;
-use lantern_plot::{bar_chart, graph_figure, time_series, BarOptions, GraphEdge, GraphOptions, PlotOptions, TimeSeriesOptions};
+use lantern_plot::{
+    bar_chart, graph_figure, time_series, BarOptions, GraphEdge, GraphOptions, PlotOptions,
+    TimeSeriesOptions,
+};
 
 use crate::output::ResultsDir;
 use crate::p3::{P3Config, P3Report, Sessions};
 
-pub fn all(r: &P3Report, sessions: &Sessions, steered: Option<&Sessions>, cfg: &P3Config, dir: &ResultsDir) -> Result<()> {
+pub fn all(
+    r: &P3Report,
+    sessions: &Sessions,
+    steered: Option<&Sessions>,
+    cfg: &P3Config,
+    dir: &ResultsDir,
+) -> Result<()> {
     let g = &r.graph;
     let index = |name: &str| g.nodes.iter().position(|n| n == name);
-    let edges: Vec<GraphEdge> = g.edges.iter().filter_map(|e| Some(GraphEdge::new(index(&e.from)?, index(&e.to)?, e.weight, e.lag))).collect();
-    let opts = GraphOptions::new(PlotOptions::new(format!("Time-lagged causal graph of states (layer {}, spectral radius {:.2})", r.layer, g.spectral_radius)).size(900, 800));
+    let edges: Vec<GraphEdge> = g
+        .edges
+        .iter()
+        .filter_map(|e| {
+            Some(GraphEdge::new(
+                index(&e.from)?,
+                index(&e.to)?,
+                e.weight,
+                e.lag,
+            ))
+        })
+        .collect();
+    let opts = GraphOptions::new(
+        PlotOptions::new(format!(
+            "Time-lagged causal graph of states (layer {}, spectral radius {:.2})",
+            r.layer, g.spectral_radius
+        ))
+        .size(900, 800),
+    );
     graph_figure(&g.nodes, &edges, &opts, dir.path("graph"))?;
 
-    let mut opts = TimeSeriesOptions::new(PlotOptions::new("State activations over one session (session 0)").x_label("step").y_label("state activation (probe score)"));
+    let mut opts = TimeSeriesOptions::new(
+        PlotOptions::new("State activations over one session (session 0)")
+            .x_label("step")
+            .y_label("state activation (probe score)"),
+    );
     opts.markers = true;
-    time_series(&sessions.states, &sessions.activations[0], &opts, dir.path("session_0"))?;
+    time_series(
+        &sessions.states,
+        &sessions.activations[0],
+        &opts,
+        dir.path("session_0"),
+    )?;
     if let (Some(s), Some(state)) = (steered, &cfg.steer_state) {
-        let mut opts = TimeSeriesOptions::new(PlotOptions::new(format!("Session 0 with `{state}` steered (strength {})", cfg.steer_strength)).x_label("step").y_label("state activation (probe score)"));
-        if let (Some(&lo), Some(&hi)) = (cfg.steer_steps.iter().min(), cfg.steer_steps.iter().max()) {
+        let mut opts = TimeSeriesOptions::new(
+            PlotOptions::new(format!(
+                "Session 0 with `{state}` steered (strength {})",
+                cfg.steer_strength
+            ))
+            .x_label("step")
+            .y_label("state activation (probe score)"),
+        );
+        if let (Some(&lo), Some(&hi)) = (cfg.steer_steps.iter().min(), cfg.steer_steps.iter().max())
+        {
             opts.window = Some((lo as f64 - 0.5, hi as f64 + 0.5));
             opts.window_label = format!("steering {state}");
         }
-        time_series(&s.states, &s.activations[0], &opts, dir.path("session_0_steered"))?;
+        time_series(
+            &s.states,
+            &s.activations[0],
+            &opts,
+            dir.path("session_0_steered"),
+        )?;
     }
     if let Some(spread) = &r.spread {
-        let values: Vec<Vec<f64>> = (0..spread.trajectories.first().map_or(0, Vec::len)).map(|t| spread.trajectories.iter().map(|tr| tr[t]).collect()).collect();
+        let values: Vec<Vec<f64>> = (0..spread.trajectories.first().map_or(0, Vec::len))
+            .map(|t| spread.trajectories.iter().map(|tr| tr[t]).collect())
+            .collect();
         if !values.is_empty() {
-            let mut opts = TimeSeriesOptions::new(PlotOptions::new(format!("Spread simulation: `{}` set to +2 SD at step 0", spread.source)).x_label("step").y_label("state (SD units)"));
+            let mut opts = TimeSeriesOptions::new(
+                PlotOptions::new(format!(
+                    "Spread simulation: `{}` set to +2 SD at step 0",
+                    spread.source
+                ))
+                .x_label("step")
+                .y_label("state (SD units)"),
+            );
             opts.window = Some((-0.5, 0.5));
             opts.window_label = "input".into();
             time_series(&g.nodes, &values, &opts, dir.path("spread"))?;
         }
     }
-    let labels: Vec<String> = r.probe_accuracy.iter().map(|a| if a.flagged { format!("{} (flagged)", a.state) } else { a.state.clone() }).collect();
+    let labels: Vec<String> = r
+        .probe_accuracy
+        .iter()
+        .map(|a| {
+            if a.flagged {
+                format!("{} (flagged)", a.state)
+            } else {
+                a.state.clone()
+            }
+        })
+        .collect();
     let values: Vec<f64> = r.probe_accuracy.iter().map(|a| a.accuracy).collect();
-    let mut opts = BarOptions::new(PlotOptions::new(format!("Held-out probe accuracy ({}, layer {}; threshold {})", r.method, r.layer, cfg.accuracy_threshold)).x_label("state").y_label("balanced accuracy").y_range(0.0, 1.0));
+    let mut opts = BarOptions::new(
+        PlotOptions::new(format!(
+            "Held-out probe accuracy ({}, layer {}; threshold {})",
+            r.method, r.layer, cfg.accuracy_threshold
+        ))
+        .x_label("state")
+        .y_label("balanced accuracy")
+        .y_range(0.0, 1.0),
+    );
     opts.color_by_sign = false;
     bar_chart(&labels, &values, None, &opts, dir.path("probe_accuracy"))?;
     Ok(())

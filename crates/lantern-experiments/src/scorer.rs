@@ -30,7 +30,18 @@ fn err(e: impl std::fmt::Display) -> ShapleyError {
 
 impl<'a> EngineScorer<'a> {
     pub fn new(lm: &'a LoadedModel) -> Self {
-        EngineScorer { lm, batch_size: 16, prefix: None, forwards: 0, tokens: 0 }
+        EngineScorer {
+            lm,
+            batch_size: 16,
+            prefix: None,
+            forwards: 0,
+            tokens: 0,
+        }
+    }
+
+    fn start_token(&self) -> Option<u32> {
+        let cfg = self.lm.model.config();
+        cfg.bos_token_id.or(cfg.eos_token_id)
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>, ShapleyError> {
@@ -50,14 +61,23 @@ impl<'a> EngineScorer<'a> {
             let prompt = self.encode(&r.prompt)?;
             let cont = self.encode(&r.continuation)?;
             if cont.is_empty() {
-                return Err(ShapleyError::EmptyContinuation { continuation: r.continuation.clone() });
+                return Err(ShapleyError::EmptyContinuation {
+                    continuation: r.continuation.clone(),
+                });
             }
-            if prompt.is_empty() {
-                return Err(err("a coalition's prompt is empty: the model needs at least one token to predict from"));
-            }
+            // An empty coalition's prompt (every player absent, no fixed text) is read as the
+            // model's beginning-of-text token, as Hugging Face references do.
+            let prompt = match (prompt.is_empty(), self.start_token()) {
+                (false, _) => prompt,
+                (true, Some(t)) => vec![t],
+                (true, None) => return Err(err("a coalition's prompt is empty and the model has no BOS/EOS token to stand in for it")),
+            };
             encoded.push((prompt, cont));
         }
-        let mut contexts: Vec<Vec<u32>> = encoded.iter().map(|(p, c)| p.iter().chain(&c[..c.len() - 1]).copied().collect()).collect();
+        let mut contexts: Vec<Vec<u32>> = encoded
+            .iter()
+            .map(|(p, c)| p.iter().chain(&c[..c.len() - 1]).copied().collect())
+            .collect();
         contexts.sort();
         contexts.dedup();
         // Log-probabilities over the vocabulary at every position of every context are not
@@ -66,7 +86,9 @@ impl<'a> EngineScorer<'a> {
         let mut slots = Vec::with_capacity(encoded.len());
         for (p, c) in &encoded {
             let ctx: Vec<u32> = p.iter().chain(&c[..c.len() - 1]).copied().collect();
-            let row = contexts.binary_search(&ctx).expect("every context was collected");
+            let row = contexts
+                .binary_search(&ctx)
+                .expect("every context was collected");
             let mut mine = Vec::with_capacity(c.len());
             for (j, &tok) in c.iter().enumerate() {
                 mine.push((row, wanted[row].len()));
@@ -79,16 +101,30 @@ impl<'a> EngineScorer<'a> {
         for (ci, rows) in contexts.chunks(chunk).enumerate() {
             logps.extend(self.score_contexts(rows, &wanted[ci * chunk..ci * chunk + rows.len()])?);
         }
-        Ok(slots.iter().map(|mine| mine.iter().map(|&(row, k)| logps[row][k]).sum()).collect())
+        Ok(slots
+            .iter()
+            .map(|mine| mine.iter().map(|&(row, k)| logps[row][k]).sum())
+            .collect())
     }
 
     /// Runs one chunk of contexts and returns, per context, the log-probabilities of the wanted
     /// `(position, token)` pairs.
-    fn score_contexts(&mut self, rows: &[Vec<u32>], wanted: &[Vec<(usize, u32)>]) -> Result<Vec<Vec<f64>>, ShapleyError> {
+    fn score_contexts(
+        &mut self,
+        rows: &[Vec<u32>],
+        wanted: &[Vec<(usize, u32)>],
+    ) -> Result<Vec<Vec<f64>>, ShapleyError> {
         let device = self.lm.model.device().clone();
         // Every position whose prediction is wanted must be computed in this pass.
-        let shortest = wanted.iter().flat_map(|w| w.iter().map(|&(pos, _)| pos)).min().unwrap_or(0);
-        let lcp = rows.iter().skip(1).fold(shortest, |n, r| n.min(common_len(&rows[0], r)));
+        let shortest = wanted
+            .iter()
+            .flat_map(|w| w.iter().map(|&(pos, _)| pos))
+            .min()
+            .unwrap_or(0);
+        let lcp = rows
+            .iter()
+            .skip(1)
+            .fold(shortest, |n, r| n.min(common_len(&rows[0], r)));
         let (base_len, base) = match &self.prefix {
             Some((ids, cache)) => {
                 let n = common_len(ids, &rows[0][..lcp]);
@@ -98,8 +134,14 @@ impl<'a> EngineScorer<'a> {
         };
         let mut cache = base.unwrap_or_else(|| self.lm.model.new_kv_cache(&[0]));
         if lcp > base_len {
-            let ext = Tensor::new(&rows[0][base_len..lcp], &device).map_err(err)?.unsqueeze(0).map_err(err)?;
-            self.lm.model.run_cached(&ext, &mut cache, &mut Hooks::new(), Logits::None).map_err(err)?;
+            let ext = Tensor::new(&rows[0][base_len..lcp], &device)
+                .map_err(err)?
+                .unsqueeze(0)
+                .map_err(err)?;
+            self.lm
+                .model
+                .run_cached(&ext, &mut cache, &mut Hooks::new(), Logits::None)
+                .map_err(err)?;
             self.forwards += 1;
             self.tokens += lcp - base_len;
         }
@@ -112,7 +154,11 @@ impl<'a> EngineScorer<'a> {
         }
         let ids = Tensor::from_vec(ids, (b, width), &device).map_err(err)?;
         // Right padding is harmless: attention is causal, and padded positions are never read.
-        let out = self.lm.model.run_cached(&ids, &mut cache, &mut Hooks::new(), Logits::None).map_err(err)?;
+        let out = self
+            .lm
+            .model
+            .run_cached(&ids, &mut cache, &mut Hooks::new(), Logits::None)
+            .map_err(err)?;
         self.forwards += 1;
         self.tokens += b * width;
         let mut picks = Vec::new();
@@ -125,11 +171,25 @@ impl<'a> EngineScorer<'a> {
         }
         let m = self.lm.model.config().d_model;
         let resid = out.resid_final.reshape((b * width, m)).map_err(err)?;
-        let picked = resid.index_select(&Tensor::new(picks.as_slice(), &device).map_err(err)?, 0).map_err(err)?;
-        let logits = self.lm.model.unembed(&picked).map_err(err)?.to_dtype(DType::F32).map_err(err)?;
+        let picked = resid
+            .index_select(&Tensor::new(picks.as_slice(), &device).map_err(err)?, 0)
+            .map_err(err)?;
+        let logits = self
+            .lm
+            .model
+            .unembed(&picked)
+            .map_err(err)?
+            .to_dtype(DType::F32)
+            .map_err(err)?;
         let logp = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(err)?;
         let chosen = logp
-            .gather(&Tensor::new(targets.as_slice(), &device).map_err(err)?.unsqueeze(1).map_err(err)?, 1)
+            .gather(
+                &Tensor::new(targets.as_slice(), &device)
+                    .map_err(err)?
+                    .unsqueeze(1)
+                    .map_err(err)?,
+                1,
+            )
             .map_err(err)?
             .squeeze(1)
             .map_err(err)?
@@ -138,7 +198,12 @@ impl<'a> EngineScorer<'a> {
         let mut out = Vec::with_capacity(b);
         let mut k = 0;
         for w in wanted {
-            out.push(chosen[k..k + w.len()].iter().map(|&v| f64::from(v)).collect());
+            out.push(
+                chosen[k..k + w.len()]
+                    .iter()
+                    .map(|&v| f64::from(v))
+                    .collect(),
+            );
             k += w.len();
         }
         Ok(out)
@@ -150,11 +215,18 @@ fn common_len(a: &[u32], b: &[u32]) -> usize {
 }
 
 impl LanguageModelScorer for EngineScorer<'_> {
-    fn continuation_logprobs(&mut self, requests: &[ScoreRequest]) -> Result<Vec<f64>, ShapleyError> {
+    fn continuation_logprobs(
+        &mut self,
+        requests: &[ScoreRequest],
+    ) -> Result<Vec<f64>, ShapleyError> {
         self.score_all(requests)
     }
 
-    fn n_continuation_tokens(&mut self, _prompt: &str, continuation: &str) -> Result<usize, ShapleyError> {
+    fn n_continuation_tokens(
+        &mut self,
+        _prompt: &str,
+        continuation: &str,
+    ) -> Result<usize, ShapleyError> {
         Ok(self.encode(continuation)?.len())
     }
 
@@ -164,8 +236,14 @@ impl LanguageModelScorer for EngineScorer<'_> {
             return Ok(());
         }
         let mut cache = self.lm.model.new_kv_cache(&[0]);
-        let t = Tensor::new(ids.as_slice(), self.lm.model.device()).map_err(err)?.unsqueeze(0).map_err(err)?;
-        self.lm.model.run_cached(&t, &mut cache, &mut Hooks::new(), Logits::None).map_err(err)?;
+        let t = Tensor::new(ids.as_slice(), self.lm.model.device())
+            .map_err(err)?
+            .unsqueeze(0)
+            .map_err(err)?;
+        self.lm
+            .model
+            .run_cached(&t, &mut cache, &mut Hooks::new(), Logits::None)
+            .map_err(err)?;
         self.forwards += 1;
         self.tokens += ids.len();
         self.prefix = Some((ids, cache));

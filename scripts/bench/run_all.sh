@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Lantern against the Python reference (PyTorch + HF transformers), same machine, same run, same
+# model (SmolLM2-135M-Instruct, f32, CPU, 2 threads). Writes benches/results/<timestamp>.json.
+#
+#   scripts/bench/run_all.sh            # everything
+#   BENCH_ONLY=patching scripts/bench/run_all.sh
+#
+# Needs the Python stack: pip install -r scripts/fixtures/requirements.txt
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+model="$(scripts/fetch-model.sh)"
+py="${PYTHON:-python3}"
+export LANTERN_THREADS="${LANTERN_THREADS:-2}" RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
+only="${BENCH_ONLY:-all}"
+out_dir=benches/results; mkdir -p "$out_dir"
+stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+cargo build -q --release -p lantern-cli
+lantern=./target/release/lantern
+run() { /usr/bin/time -f "%e" -o "$tmp/t" "$@"; cat "$tmp/t"; }
+results="{}"
+add() { results="$(echo "$results" | "$py" -c "import json,sys; d=json.load(sys.stdin); d[sys.argv[1]]=json.loads(sys.argv[2]); print(json.dumps(d))" "$1" "$2")"; }
+
+if [[ "$only" == all || "$only" == patching ]]; then
+  # Same prompts as torch_patching.py (clean/corrupted, equal length), every layer x every position.
+  clean="$("$py" -c 'import sys; sys.path.insert(0,"scripts/bench"); import torch_patching as t; print(t.CLEAN)')"
+  corrupt="$("$py" -c 'import sys; sys.path.insert(0,"scripts/bench"); import torch_patching as t; print(t.CORRUPT)')"
+  "$lantern" patch "$model" --clean "$clean" --corrupted "$corrupt" --target " Mary" --versus " John" --hook resid_pre --grid layer_pos --metric logit_diff --json --quiet > "$tmp/lp.json"
+  lantern_s="$("$py" -c "import json; print(json.load(open('$tmp/lp.json'))['seconds'])")"
+  patches="$("$py" -c "import json; print(json.load(open('$tmp/lp.json'))['result']['patches'])")"
+  torch_json="$("$py" scripts/bench/torch_patching.py ${TORCH_MAX_PATCHES:+--max-patches $TORCH_MAX_PATCHES})"
+  add patching "{\"lantern_seconds\": $lantern_s, \"patches\": $patches, \"torch\": $torch_json}"
+fi
+
+if [[ "$only" == all || "$only" == shapley ]]; then
+  # The same 10 components as torch_shapley.py, as a Lantern template (players c0..c9).
+  "$py" - "$tmp/components.txt" <<'PY'
+import json, sys
+d = json.load(open("scripts/bench/shapley_components.json"))
+open(sys.argv[1], "w").write(d["prefix"] + "".join("{{c%d: %s}}" % (i, c) for i, c in enumerate(d["components"])))
+PY
+  target="$("$py" -c 'import json; print(json.load(open("scripts/bench/shapley_components.json"))["target"])')"
+  start=$(date +%s.%N)
+  "$lantern" shapley "$model" --template "$tmp/components.txt" --value logprob --target "$target" --method exact --batch-size 16 --json --quiet > "$tmp/ls.json"
+  end=$(date +%s.%N)
+  torch_json="$("$py" scripts/bench/torch_shapley.py scripts/bench/shapley_components.json)"
+  add shapley "{\"lantern_seconds\": $(echo "$end - $start" | bc), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json}"
+fi
+
+if [[ "$only" == all || "$only" == forward ]]; then
+  cargo bench -q -p lantern-engine --bench forward -- --noplot 2>/dev/null | tee "$tmp/crit.txt" >&2
+  crit="$("$py" - "$tmp/crit.txt" <<'PY'
+import re, sys, json
+text = open(sys.argv[1]).read()
+out = {}
+for name, mid, unit in re.findall(r"smollm2_forward_16_tokens/(\S+)\s+time:\s+\[\S+ \S+ (\S+) (\S+) \S+ \S+\]", text):
+    out[name] = float(mid) * {"ms": 1.0, "s": 1000.0, "µs": 0.001}[unit]
+print(json.dumps(out))
+PY
+)"
+  torch_json="$("$py" scripts/bench/torch_forward.py)"
+  add forward "{\"lantern_ms\": $crit, \"torch\": $torch_json}"
+fi
+
+echo "$results" | "$py" -m json.tool > "$out_dir/$stamp.json"
+echo "written $out_dir/$stamp.json" >&2
+cat "$out_dir/$stamp.json"

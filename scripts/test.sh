@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test suite: fetches the real model if it is not cached, then runs every test of the
+# workspace (parity with Hugging Face on tiny models of every architecture and on SmolLM2,
+# interventions, attribution, Shapley, causal graphs, states, figures, notebooks).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+scripts/fetch-model.sh >/dev/null
+# candle's thread pool degrades when tests oversubscribe the cores: share them out.
+export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
+cargo test --workspace "$@" -- --test-threads="${LANTERN_TEST_THREADS:-2}"

@@ -1,0 +1,263 @@
+//! The `lantern` binary on the tiny fixture models: JSON shapes, files written, clear errors with
+//! a non-zero exit and no half-written output.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn lantern(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(args)
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn model() -> String {
+    fixture_dir("gpt2").display().to_string()
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lantern-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn run_json_has_the_documented_shape() {
+    let (ok, out, err) = lantern(&[
+        "run",
+        &model(),
+        "--prompt",
+        "Hello there",
+        "--top-k",
+        "4",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["model"].is_string());
+    assert_eq!(
+        v["token_ids"].as_array().unwrap().len(),
+        v["tokens"].as_array().unwrap().len()
+    );
+    let top = v["top"].as_array().unwrap();
+    assert_eq!(top.len(), 4);
+    for t in top {
+        for k in ["id", "token", "logit", "prob"] {
+            assert!(!t[k].is_null(), "{k} missing");
+        }
+    }
+    let logits: Vec<f64> = top.iter().map(|t| t["logit"].as_f64().unwrap()).collect();
+    assert!(logits.windows(2).all(|w| w[0] >= w[1]), "ordered by logit");
+}
+
+#[test]
+fn heads_json_has_one_row_per_layer() {
+    let (ok, out, err) = lantern(&[
+        "heads",
+        &model(),
+        "--prompt",
+        "The capital of Germany is",
+        "--target",
+        "A",
+        "--versus",
+        "B",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["layers"], 2);
+    assert_eq!(v["heads"], 4);
+    let values = v["values"].as_array().unwrap();
+    assert_eq!(values.len(), 2);
+    assert_eq!(values[0].as_array().unwrap().len(), 4);
+    assert!(v["metric"].as_str().unwrap().contains("logit"));
+}
+
+#[test]
+fn generate_with_an_intervention_and_cache_export() {
+    let (ok, plain, err) = lantern(&[
+        "generate",
+        &model(),
+        "--prompt",
+        "Hello",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, steered, err) = lantern(&[
+        "generate",
+        &model(),
+        "--prompt",
+        "Hello",
+        "--max-new-tokens",
+        "6",
+        "--json",
+        "--quiet",
+        "--intervene",
+        "scale blocks.1.attn.hook_v head=0,1,2,3 alpha=-8",
+    ]);
+    assert!(ok, "{err}");
+    let ids = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap()["new_ids"].clone();
+    assert_ne!(ids(&plain), ids(&steered));
+    let dir = scratch("cache");
+    let out = dir.join("c.safetensors");
+    let (ok, _, err) = lantern(&[
+        "cache",
+        &model(),
+        "--prompt",
+        "Hello",
+        "--hooks",
+        "blocks.*.hook_resid_post",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(ok, "{err}");
+    let t = candle_core::safetensors::load(&out, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(t.len(), 2);
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_clear_message() {
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "run".into(),
+                "/no/such/model.gguf".into(),
+                "--prompt".into(),
+                "x".into(),
+            ],
+            "/no/such/model.gguf",
+        ),
+        (
+            vec!["run".into(), model(), "--prompt".into(), "".into()],
+            "empty",
+        ),
+        (
+            vec![
+                "generate".into(),
+                model(),
+                "--prompt".into(),
+                "Hi".into(),
+                "--intervene".into(),
+                "scale blocks.9.attn.hook_v head=0 alpha=2".into(),
+            ],
+            "layer 9",
+        ),
+        (
+            vec![
+                "generate".into(),
+                model(),
+                "--prompt".into(),
+                "Hi".into(),
+                "--intervene".into(),
+                "scale blocks.0.attn.hook_zz alpha=2".into(),
+            ],
+            "did you mean",
+        ),
+        (
+            vec![
+                "heads".into(),
+                model(),
+                "--prompt".into(),
+                "Hi".into(),
+                "--target".into(),
+                " two tokens maybe".into(),
+            ],
+            "single token",
+        ),
+        (
+            vec!["experiment".into(), "/no/such/file.toml".into()],
+            "file.toml",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).chain(["--quiet"]).collect();
+        let (ok, _, err) = lantern(&args);
+        assert!(!ok, "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+    // A failed cache export leaves nothing behind.
+    let dir = scratch("nocache");
+    let out = dir.join("c.safetensors");
+    let (ok, _, _) = lantern(&[
+        "cache",
+        &model(),
+        "--prompt",
+        "Hello",
+        "--hooks",
+        "blocks.7.hook_resid_post",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(!ok);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no partial file"
+    );
+}
+
+#[test]
+fn graph_runs_on_any_recorded_series() {
+    // A lag-1 chain a -> b -> c with noise, two sessions.
+    let dir = scratch("graph");
+    let mut csv = String::from("session,step,a,b,c\n");
+    let mut rng = 12345u64;
+    let mut noise = || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((rng >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    for s in 0..2 {
+        let (mut a, mut b) = (0.0, 0.0);
+        for t in 0..200 {
+            let (na, nb, nc) = (0.5 * a + noise(), 0.8 * a + noise(), 0.8 * b + noise());
+            (a, b) = (na, nb);
+            let c = nc;
+            csv.push_str(&format!("{s},{t},{a},{b},{c}\n"));
+        }
+    }
+    let path = dir.join("series.csv");
+    std::fs::write(&path, csv).unwrap();
+    let (ok, out, err) = lantern(&[
+        "graph",
+        "--series",
+        path.to_str().unwrap(),
+        "--bootstrap",
+        "10",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["nodes"], serde_json::json!(["a", "b", "c"]));
+    let edges = v["edges"].as_array().unwrap();
+    let has = |f: &str, t: &str| {
+        edges
+            .iter()
+            .any(|e| e["from"] == f && e["to"] == t && e["lag"] == 1)
+    };
+    assert!(has("a", "b") && has("b", "c"), "{edges:?}");
+    for k in ["sccs", "cycles", "spectral_radius"] {
+        assert!(!v[k].is_null(), "{k}");
+    }
+    std::fs::write(&path, "a,b\n1,2\n1,x\n").unwrap();
+    let (ok, _, err) = lantern(&["graph", "--series", path.to_str().unwrap(), "--json"]);
+    assert!(!ok && err.contains('x'), "{err}");
+}
