@@ -336,3 +336,57 @@ fn p3_pipeline_on_a_tiny_model() {
         .to_string();
     assert!(e.contains("threshold"), "{e}");
 }
+
+#[test]
+fn engine_scorer_is_exact_on_every_coalition_of_a_template() {
+    use lantern_shapley::{Coalition, LanguageModelScorer, ScoreRequest, Template};
+    let lm = load_fixture("llama");
+    let t =
+        Template::parse("Pick.\n{{a: Jobs. }}{{b: Thanks! }}{{c: Saved. }}{{d: A 200. }}Answer:")
+            .unwrap();
+    let mut requests = Vec::new();
+    for bits in 0..16u64 {
+        let prompt = t
+            .render(Coalition::from_bits(bits), lantern_shapley::Absent::Remove)
+            .unwrap();
+        requests.push(ScoreRequest::new(prompt.clone(), " A"));
+        requests.push(ScoreRequest::new(prompt, " B C"));
+    }
+    let direct = |r: &ScoreRequest| -> f64 {
+        let p = lm.tokenizer.encode(&r.prompt).unwrap();
+        let c = lm.tokenizer.encode(&r.continuation).unwrap();
+        let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
+        let logits = lm
+            .model
+            .run(
+                &lantern_engine::Batch::from_ids(vec![ids]).unwrap(),
+                &mut lantern_engine::Hooks::new(),
+            )
+            .unwrap()
+            .logits
+            .unwrap()
+            .squeeze(0)
+            .unwrap();
+        let logp = candle_nn::ops::log_softmax(&logits, 1)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        c.iter()
+            .enumerate()
+            .map(|(j, &tok)| f64::from(logp[p.len() + j - 1][tok as usize]))
+            .sum()
+    };
+    let want: Vec<f64> = requests.iter().map(direct).collect();
+    for batch_size in [1, 3, 8, 64] {
+        let mut s = lantern_experiments::scorer::EngineScorer::new(&lm);
+        s.batch_size = batch_size;
+        s.prepare_shared_prefix(t.shared_prefix()).unwrap();
+        let got = s.continuation_logprobs(&requests).unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() < 1e-4,
+                "batch {batch_size}, request {i}: {g} vs {w}"
+            );
+        }
+    }
+}

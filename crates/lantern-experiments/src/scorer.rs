@@ -19,6 +19,9 @@ pub struct EngineScorer<'a> {
     /// Requests per forward pass (default 16).
     pub batch_size: usize,
     prefix: Option<(Vec<u32>, KvCache)>,
+    /// The previous chunk's common prefix: sorted neighbours share most of it (a walk down the
+    /// prefix tree of the contexts).
+    last: Option<(Vec<u32>, KvCache)>,
     /// Forward passes run, and tokens computed in them (for reporting).
     pub forwards: usize,
     pub tokens: usize,
@@ -34,6 +37,7 @@ impl<'a> EngineScorer<'a> {
             lm,
             batch_size: 16,
             prefix: None,
+            last: None,
             forwards: 0,
             tokens: 0,
         }
@@ -125,16 +129,23 @@ impl<'a> EngineScorer<'a> {
             .iter()
             .skip(1)
             .fold(shortest, |n, r| n.min(common_len(&rows[0], r)));
-        let (base_len, base) = match &self.prefix {
-            Some((ids, cache)) => {
-                let n = common_len(ids, &rows[0][..lcp]);
-                (n, Some(cache.truncated(n).map_err(err)?))
-            }
-            None => (0, None),
+        let lcp_ids = &rows[0][..lcp];
+        // Start from whichever cached prefix covers more of this chunk's common prefix.
+        let covered = |c: &Option<(Vec<u32>, KvCache)>| {
+            c.as_ref().map_or(0, |(ids, _)| common_len(ids, lcp_ids))
         };
-        let mut cache = base.unwrap_or_else(|| self.lm.model.new_kv_cache(&[0]));
+        let from = if covered(&self.last) >= covered(&self.prefix) {
+            &self.last
+        } else {
+            &self.prefix
+        };
+        let base_len = covered(from);
+        let mut cache = match from {
+            Some((_, c)) if base_len > 0 => c.truncated(base_len).map_err(err)?,
+            _ => self.lm.model.new_kv_cache(&[0]),
+        };
         if lcp > base_len {
-            let ext = Tensor::new(&rows[0][base_len..lcp], &device)
+            let ext = Tensor::new(&lcp_ids[base_len..], &device)
                 .map_err(err)?
                 .unsqueeze(0)
                 .map_err(err)?;
@@ -145,6 +156,7 @@ impl<'a> EngineScorer<'a> {
             self.forwards += 1;
             self.tokens += lcp - base_len;
         }
+        self.last = Some((lcp_ids.to_vec(), cache.clone()));
         let b = rows.len();
         let mut cache = cache.expand(b).map_err(err)?;
         let width = rows.iter().map(Vec::len).max().unwrap_or(0) - lcp;
