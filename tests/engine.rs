@@ -477,3 +477,102 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn half_precision_runs_close_to_f32() {
+    let dir = fixture_dir("llama");
+    let f32_lm = load_path(&dir, &quiet()).unwrap();
+    let batch = Batch::from_prompts(&f32_lm.tokenizer, &prompts()).unwrap();
+    let want = f32_lm
+        .model
+        .run(&batch, &mut Hooks::new())
+        .unwrap()
+        .logits
+        .unwrap();
+    for dtype in [DType::BF16, DType::F16] {
+        let lm = load_path(&dir, &LoadOptions { dtype, ..quiet() }).unwrap();
+        assert_eq!(lm.model.dtype(), dtype);
+        let got = lm
+            .model
+            .run(&batch, &mut Hooks::new())
+            .unwrap()
+            .logits
+            .unwrap();
+        assert_eq!(got.dtype(), dtype);
+        let scale = want
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let d = max_abs_diff(&got, &want);
+        assert!(
+            d <= 0.05 * scale,
+            "{dtype:?}: max |Δlogit| {d} against a logit scale of {scale}"
+        );
+    }
+}
+
+#[test]
+fn mean_ablation_replaces_by_the_batch_mean() {
+    let lm = load_fixture("gpt2");
+    let batch = Batch::from_prompts(
+        &lm.tokenizer,
+        &["The quick brown fox jumps", "Hello there my friend"],
+    )
+    .unwrap();
+    let p = HookPoint::block(0, HookKind::MlpOut);
+    let mut reference = Hooks::new().capture(p);
+    lm.model.run(&batch, &mut reference).unwrap();
+    let mean = reference.cache.mean_over_batch(p).unwrap();
+    let mut hooks = Hooks::new()
+        .intervene(p, Intervention::mean(mean.clone()))
+        .capture(p);
+    lm.model.run(&batch, &mut hooks).unwrap();
+    let got = hooks.cache.require(p).unwrap();
+    for b in 0..2 {
+        assert!(max_abs_diff(&got.get(b).unwrap(), &mean.get(0).unwrap()) <= 1e-6);
+    }
+}
+
+#[test]
+fn stop_strings_cut_the_continuation() {
+    let lm = load_fixture("llama");
+    let free = lm
+        .model
+        .generate(
+            &lm.tokenizer,
+            "Hello",
+            &GenerateConfig {
+                max_new_tokens: 12,
+                stop_at_eos: false,
+                ..Default::default()
+            },
+            &mut Hooks::new(),
+        )
+        .unwrap();
+    assert!(free.text.chars().count() > 3);
+    // Stop at the text of the third generated token: the continuation ends before it.
+    let third = lm.tokenizer.decode(&free.new_ids[2..3]).unwrap();
+    let cut = GenerateConfig {
+        max_new_tokens: 12,
+        stop_at_eos: false,
+        stop_strings: vec![third.clone()],
+        ..Default::default()
+    };
+    let stopped = lm
+        .model
+        .generate(&lm.tokenizer, "Hello", &cut, &mut Hooks::new())
+        .unwrap();
+    assert_eq!(stopped.stop, StopReason::StopString);
+    assert!(
+        !stopped.text.contains(&third) && free.text.starts_with(&stopped.text),
+        "{:?} vs {:?}",
+        stopped.text,
+        free.text
+    );
+    assert!(stopped.new_ids.len() <= 3);
+}
