@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{Device, Tensor};
 
-use crate::config::{Activation, Architecture, ModelConfig, NormKind, Rope};
+use crate::config::{Activation, Architecture, ModelConfig, NormKind, Rope, RopeScaling};
 use crate::error::{Error, Result};
 use crate::weights::TensorSource;
 
@@ -76,15 +76,41 @@ impl GgufFile {
             },
         };
         let theta = meta_f64(c, &format!("{a}.rope.freq_base")).unwrap_or(10000.0);
+        let scaling = match meta_str(c, &format!("{a}.rope.scaling.type"))
+            .ok()
+            .as_deref()
+        {
+            None | Some("none") => None,
+            // Gemma 3 4B and larger: global layers' positions divided by 8.
+            Some("linear") => Some(RopeScaling::Linear {
+                factor: meta_f64(c, &format!("{a}.rope.scaling.factor")).map_err(err)?,
+            }),
+            Some(other) => {
+                return Err(Error::file(
+                    &self.path,
+                    format!("rope scaling `{other}` is not supported (only linear)"),
+                ))
+            }
+        };
         let gemma = architecture == Architecture::Gemma3;
+        // Gemma 3 GGUFs carry neither the layer pattern nor the local rope base nor
+        // query_pre_attn_scalar: llama.cpp hard-codes them, and so does this (checked against the
+        // config transformers derives from the 270M GGUF: layer_types, rope_parameters, 256).
         let sliding_window = if gemma {
             let window = meta_usize(c, &format!("{a}.attention.sliding_window")).unwrap_or(512);
-            // Every sixth layer is global in Gemma 3.
+            // Five local layers, then one global: layers 5, 11, 17, ... attend to everything.
             (0..n_layers)
                 .map(|i| ((i + 1) % 6 != 0).then_some(window))
                 .collect()
         } else {
             vec![None; n_layers]
+        };
+        // Scores are scaled by 1/sqrt(query_pre_attn_scalar): head_dim, except for Gemma 3 27B
+        // (62 layers), whose scalar is d_model / n_heads (llama.cpp's rule).
+        let attn_scale = if gemma && n_layers == 62 {
+            1.0 / ((d_model / self.n_heads) as f64).sqrt()
+        } else {
+            1.0 / (d_head as f64).sqrt()
         };
         let tied = !self.content.tensor_infos.contains_key("output.weight");
         let cfg = ModelConfig {
@@ -108,7 +134,7 @@ impl GgufFile {
             rope: Some(Rope {
                 theta,
                 rotary_dim: d_head,
-                scaling: None,
+                scaling,
             }),
             rope_local: gemma.then_some(Rope {
                 theta: 10000.0,
@@ -120,7 +146,7 @@ impl GgufFile {
             embed_scale: gemma,
             post_norms: gemma,
             qk_norm: gemma,
-            attn_scale: 1.0 / (d_head as f64).sqrt(),
+            attn_scale,
             sliding_window,
             bos_token_id: meta_usize(c, "tokenizer.ggml.bos_token_id")
                 .ok()
@@ -202,7 +228,11 @@ impl TensorSource for GgufFile {
                 )
             })?;
         let mut t = q.dequantize(&Device::Cpu)?;
-        // Gemma's norms are stored as `1 + w` by llama.cpp; the loader adds the 1 to HF's `w`.
+        // llama.cpp's converter stores Gemma's norm weights as `1 + w` (all of them: input,
+        // post-attention, pre/post-feedforward, q/k and final norms; checked on Gemma 3 270M
+        // against transformers, which subtracts the 1 again); the loader adds the 1 to HF's `w`.
+        // Same f32 ops as transformers (`x - 1` here, `1 + w` in the norm). Gemma's q/k rows are
+        // not permuted and the embedding is stored unscaled.
         if self.arch == "gemma3" && gguf.ends_with("norm.weight") {
             t = (t - 1.0)?;
         }

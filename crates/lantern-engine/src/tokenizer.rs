@@ -1,41 +1,76 @@
 //! Text ↔ token ids, from a `tokenizer.json` or from a GGUF file's vocabulary and merges.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::Value;
+use tokenizers::decoders::byte_fallback::ByteFallback;
+use tokenizers::decoders::fuse::Fuse;
+use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::replace::Replace;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::{AddedToken, PreTokenizerWrapper};
+use tokenizers::pre_tokenizers::split::Split;
+use tokenizers::{AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior};
 
 use crate::error::{Error, Result};
 
-/// A tokenizer that never adds special tokens on its own: what you pass is what the model sees
-/// (Hugging Face adds no BOS for SmolLM2 either; prepend one yourself where a model needs it).
+/// Text ↔ token ids.
+///
+/// The only special token it ever adds is a beginning-of-sequence token, and only for models
+/// whose GGUF asks for one (`tokenizer.ggml.add_bos_token`, e.g. Gemma 3, which needs `<bos>`):
+/// then [`Tokenizer::encode`] (and so `Batch::from_prompts`) prepends it, as Hugging Face's
+/// `tokenizer(text)` does. [`Tokenizer::encode_raw`] never adds anything: use it for fragments
+/// appended to a prompt (continuations, `" Paris"`). SmolLM2 wants no BOS (Hugging Face adds none
+/// either), so for it the two are the same.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    bos: Option<u32>,
 }
 
 impl Tokenizer {
+    /// From a `tokenizer.json` ([`Tokenizer::encode`] adds no BOS; see [`Tokenizer::with_bos`]).
     pub fn from_file(path: &Path) -> Result<Self> {
         let inner = tokenizers::Tokenizer::from_file(path)
             .map_err(|e| Error::file(path, format!("invalid tokenizer: {e}")))?;
-        Ok(Tokenizer { inner })
+        Ok(Tokenizer { inner, bos: None })
     }
 
     pub fn from_inner(inner: tokenizers::Tokenizer) -> Self {
-        Tokenizer { inner }
+        Tokenizer { inner, bos: None }
     }
 
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
     }
 
-    /// Token ids of `text` (no special tokens added; special-token text such as `<|im_start|>` is
-    /// recognised).
+    /// The BOS id [`Tokenizer::encode`] prepends, if this model wants one.
+    pub fn bos(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// Makes [`Tokenizer::encode`] prepend `bos` (or nothing, with `None`).
+    pub fn with_bos(mut self, bos: Option<u32>) -> Self {
+        self.bos = bos;
+        self
+    }
+
+    /// Token ids of a prompt: the BOS first when the model wants one (see [`Tokenizer::bos`]),
+    /// then [`Tokenizer::encode_raw`] of `text`.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let raw = self.encode_raw(text)?;
+        Ok(match self.bos {
+            Some(bos) => std::iter::once(bos).chain(raw).collect(),
+            None => raw,
+        })
+    }
+
+    /// Token ids of `text` with no special tokens added (special-token text such as
+    /// `<|im_start|>` or `<bos>` is still recognised).
+    pub fn encode_raw(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self
             .inner
             .encode(text, false)
@@ -55,9 +90,9 @@ impl Tokenizer {
         self.decode(&[id]).unwrap_or_else(|_| format!("<{id}>"))
     }
 
-    /// The id of a text that must be exactly one token, e.g. `" London"`.
+    /// The id of a text that must be exactly one token, e.g. `" London"` (never the BOS).
     pub fn single_token(&self, text: &str) -> Result<u32> {
-        match self.encode(text)?.as_slice() {
+        match self.encode_raw(text)?.as_slice() {
             [id] => Ok(*id),
             [] => Err(Error::Tokenizer(format!("{text:?} tokenises to nothing"))),
             ids => Err(Error::Tokenizer(format!(
@@ -73,24 +108,30 @@ impl Tokenizer {
     }
 }
 
-/// Builds a byte-level BPE tokenizer from GGUF metadata (`tokenizer.ggml.*`).
+/// Builds the tokenizer a GGUF file describes (`tokenizer.ggml.*`), the same one transformers
+/// builds when it loads the GGUF:
 ///
-/// For pre-tokenizer `smollm` (and other gpt2-style BPEs) this is Digits(individual) followed by
-/// ByteLevel without a prefix space — what the Hugging Face tokenizer of SmolLM2 does.
+/// * `gpt2` (SmolLM2 and other byte-level BPEs): the vocabulary and merges of the file, with
+///   Digits(individual) followed by ByteLevel without a prefix space as pre-tokenizer (what the
+///   Hugging Face tokenizer of SmolLM2 does).
+/// * `llama` (SentencePiece) for Gemma (`gemma`, `gemma2`, `gemma3`): see [`gemma_tokenizer`].
+///
+/// Control tokens (type 3, e.g. `<|im_start|>`, `<bos>`) are matched whole as special tokens;
+/// for Gemma the user-defined ones (type 4, e.g. `\n\n`, `<h1>`) are matched whole as well.
+/// [`Tokenizer::encode`] prepends `tokenizer.ggml.bos_token_id` when
+/// `tokenizer.ggml.add_bos_token` is true (default: true for `llama` vocabularies, as in
+/// llama.cpp and transformers; false otherwise).
 pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokenizer> {
     let get = |k: &str| {
         meta.get(k)
             .ok_or_else(|| Error::Tokenizer(format!("GGUF metadata lacks `{k}`")))
     };
-    let model = get("tokenizer.ggml.model")?
-        .to_string()
-        .map_err(|e| Error::Tokenizer(e.to_string()))?
-        .clone();
-    if model != "gpt2" {
-        return Err(Error::Tokenizer(format!(
-            "GGUF tokenizer model `{model}` is not supported (only byte-level BPE, `gpt2`)"
-        )));
-    }
+    let string = |k: &str| -> Result<String> {
+        get(k)?
+            .to_string()
+            .cloned()
+            .map_err(|e| Error::Tokenizer(format!("`{k}`: {e}")))
+    };
     let strings = |k: &str| -> Result<Vec<String>> {
         match get(k)? {
             Value::Array(items) => items
@@ -104,15 +145,67 @@ pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokeniz
             _ => Err(Error::Tokenizer(format!("`{k}` is not an array"))),
         }
     };
+    let id = |k: &str| -> Option<u32> {
+        let v = meta.get(k)?;
+        v.to_u32()
+            .ok()
+            .or_else(|| v.to_i32().ok().map(|x| x as u32))
+            .or_else(|| v.to_u64().ok().map(|x| x as u32))
+    };
+    let model = string("tokenizer.ggml.model")?;
+    let arch = string("general.architecture").unwrap_or_default();
     let tokens = strings("tokenizer.ggml.tokens")?;
-    let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
-        .into_iter()
-        .map(|m| {
-            m.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or_else(|| Error::Tokenizer(format!("bad merge `{m}`")))
-        })
-        .collect::<Result<_>>()?;
+    // Token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    let types: Vec<i32> = match meta.get("tokenizer.ggml.token_type") {
+        Some(Value::Array(items)) => items.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
+        _ => Vec::new(),
+    };
+    let inner = match model.as_str() {
+        "gpt2" => {
+            let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
+                .into_iter()
+                .map(|m| {
+                    m.split_once(' ')
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .ok_or_else(|| Error::Tokenizer(format!("bad merge `{m}`")))
+                })
+                .collect::<Result<_>>()?;
+            byte_level_tokenizer(&tokens, &types, merges)?
+        }
+        "llama" if matches!(arch.as_str(), "gemma" | "gemma2" | "gemma3") => {
+            let unk = id("tokenizer.ggml.unknown_token_id")
+                .and_then(|i| tokens.get(i as usize))
+                .cloned()
+                .unwrap_or_else(|| "<unk>".to_string());
+            gemma_tokenizer(&tokens, &types, &unk)?
+        }
+        other => {
+            return Err(Error::Tokenizer(format!(
+                "GGUF tokenizer model `{other}` (architecture `{arch}`) is not supported (supported: byte-level BPE `gpt2`; SentencePiece `llama` of Gemma)"
+            )))
+        }
+    };
+    let add_bos = match meta.get("tokenizer.ggml.add_bos_token") {
+        Some(v) => v
+            .to_bool()
+            .map_err(|e| Error::Tokenizer(format!("`tokenizer.ggml.add_bos_token`: {e}")))?,
+        None => model == "llama",
+    };
+    let bos = if add_bos {
+        Some(id("tokenizer.ggml.bos_token_id").ok_or_else(|| {
+            Error::Tokenizer("`tokenizer.ggml.add_bos_token` is set but there is no `tokenizer.ggml.bos_token_id`".into())
+        })?)
+    } else {
+        None
+    };
+    Ok(Tokenizer { inner, bos })
+}
+
+fn byte_level_tokenizer(
+    tokens: &[String],
+    types: &[i32],
+    merges: Vec<(String, String)>,
+) -> Result<tokenizers::Tokenizer> {
     let vocab: tokenizers::models::bpe::Vocab = tokens
         .iter()
         .enumerate()
@@ -129,15 +222,84 @@ pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokeniz
     ]);
     inner.with_pre_tokenizer(Some(pre));
     inner.with_decoder(Some(ByteLevel::new(false, true, true)));
-    // Control tokens (type 3) such as <|im_start|> are matched whole, as Hugging Face does.
-    if let Ok(Value::Array(types)) = get("tokenizer.ggml.token_type") {
-        let special: Vec<AddedToken> = types
-            .iter()
-            .zip(&tokens)
-            .filter(|(t, _)| t.to_i32().ok() == Some(3))
-            .map(|(_, tok)| AddedToken::from(tok.clone(), true))
-            .collect();
-        inner.add_special_tokens(&special);
+    inner.add_special_tokens(&tokens_of_type(tokens, types, 3, true));
+    Ok(inner)
+}
+
+/// Gemma's SentencePiece vocabulary as the BPE with byte fallback that transformers builds from a
+/// Gemma GGUF (`integrations/gguf`'s `gemma_tokenizer` + `GemmaTokenizer`), reproduced exactly:
+///
+/// * tokens made only of whitespace including a space (`"  "`, ids 138..167 in Gemma 3) are
+///   stored with real spaces but looked up after normalisation, so they are respelled `"▁▁"`;
+/// * the file lists no merges: every split of a token into two vocabulary pieces is a merge,
+///   ranked by the token's position in the file (Gemma's scores do not follow its merge order),
+///   and within a token the longer left piece first;
+/// * normalizer: `" "` → `"▁"` (no prefix space); pre-tokenizer: Split on `" "` (a no-op after
+///   the normalizer, kept to mirror transformers); decoder: `"▁"` → `" "`, ByteFallback, Fuse;
+/// * control tokens (type 3) are special, user-defined ones (type 4, e.g. `"\n\n"`, `"<h1>"`)
+///   are matched whole too, both before normalisation.
+fn gemma_tokenizer(tokens: &[String], types: &[i32], unk: &str) -> Result<tokenizers::Tokenizer> {
+    let spelled: Vec<String> = tokens
+        .iter()
+        .map(|t| {
+            if t.contains(' ') && t.chars().all(char::is_whitespace) {
+                "\u{2581}".repeat(t.chars().count())
+            } else {
+                t.clone()
+            }
+        })
+        .collect();
+    let index: HashMap<&str, u32> = spelled
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i as u32))
+        .collect();
+    let mut merges = Vec::new();
+    for t in &spelled {
+        let cuts: Vec<usize> = t.char_indices().skip(1).map(|(i, _)| i).collect();
+        for &cut in cuts.iter().rev() {
+            let (l, r) = t.split_at(cut);
+            if index.contains_key(l) && index.contains_key(r) {
+                merges.push((l.to_string(), r.to_string()));
+            }
+        }
     }
-    Ok(Tokenizer { inner })
+    let vocab: tokenizers::models::bpe::Vocab =
+        index.iter().map(|(t, &i)| (t.to_string(), i)).collect();
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .unk_token(unk.to_string())
+        .fuse_unk(true)
+        .byte_fallback(true)
+        .build()
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    let tok_err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    inner.with_normalizer(Some(Replace::new(" ", "\u{2581}").map_err(tok_err)?));
+    inner.with_pre_tokenizer(Some(
+        Split::new(" ", SplitDelimiterBehavior::MergedWithPrevious, false).map_err(tok_err)?,
+    ));
+    inner.with_decoder(Some(DecoderSequence::new(vec![
+        DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(tok_err)?),
+        DecoderWrapper::ByteFallback(ByteFallback::new()),
+        DecoderWrapper::Fuse(Fuse::new()),
+    ])));
+    inner.add_special_tokens(&tokens_of_type(tokens, types, 3, true));
+    // User-defined tokens that keep their spelling in the vocabulary (not the respelled spaces).
+    let user: Vec<AddedToken> = tokens_of_type(tokens, types, 4, false)
+        .into_iter()
+        .filter(|t| index.contains_key(t.content.as_str()))
+        .collect();
+    inner.add_tokens(&user);
+    Ok(inner)
+}
+
+/// The tokens of one GGUF token type, as added tokens matched before normalisation.
+fn tokens_of_type(tokens: &[String], types: &[i32], kind: i32, special: bool) -> Vec<AddedToken> {
+    types
+        .iter()
+        .zip(tokens)
+        .filter(|(&t, _)| t == kind)
+        .map(|(_, tok)| AddedToken::from(tok.clone(), special).normalized(false))
+        .collect()
 }

@@ -147,7 +147,7 @@ pub fn build_prompts(
     order.shuffle(&mut rng);
     let first = |city: &str| -> Result<u32> {
         tokenizer
-            .encode(&format!(" {city}"))?
+            .encode_raw(&format!(" {city}"))?
             .first()
             .copied()
             .with_context(|| format!("{city:?} tokenises to nothing"))
@@ -351,7 +351,7 @@ pub fn patch_pairs(
                 .template
                 .replace("{country}", &p.country)
                 .replace("{ctx_city}", city);
-            let first = lm.tokenizer.encode(&format!(" {city}"))?[0];
+            let first = lm.tokenizer.encode_raw(&format!(" {city}"))?[0];
             if first == p.in_context_token || lm.tokenizer.encode(&prompt)?.len() != clean_ids.len()
             {
                 continue;

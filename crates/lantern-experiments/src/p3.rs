@@ -161,11 +161,12 @@ pub fn pooled_features(
     Ok(out)
 }
 
+/// Tokens of text that continues a context (no BOS, even for models that want one).
 fn encode(lm: &LoadedModel, text: &str) -> Result<Vec<u32>> {
     Ok(if text.is_empty() {
         Vec::new()
     } else {
-        lm.tokenizer.encode(text)?
+        lm.tokenizer.encode_raw(text)?
     })
 }
 
@@ -181,7 +182,7 @@ pub fn learn(
     let mut ids = Vec::with_capacity(rows.len());
     for (text, _) in &rows {
         let q = questions.choose(&mut rng).context("no questions")?;
-        let mut context = encode(lm, &format!("Q: {q}\nA:"))?;
+        let mut context = lm.tokenizer.encode(&format!("Q: {q}\nA:"))?;
         let sentence = encode(lm, &format!(" {text}"))?;
         let n = sentence.len();
         context.extend(sentence);

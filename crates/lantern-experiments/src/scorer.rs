@@ -48,11 +48,20 @@ impl<'a> EngineScorer<'a> {
         cfg.bos_token_id.or(cfg.eos_token_id)
     }
 
+    /// Tokens of a prompt (with the model's BOS where it wants one).
     fn encode(&self, text: &str) -> Result<Vec<u32>, ShapleyError> {
         if text.is_empty() {
             return Ok(Vec::new());
         }
         self.lm.tokenizer.encode(text).map_err(err)
+    }
+
+    /// Tokens of a continuation (never a BOS).
+    fn encode_continuation(&self, text: &str) -> Result<Vec<u32>, ShapleyError> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.lm.tokenizer.encode_raw(text).map_err(err)
     }
 
     /// Scores every request: requests are reduced to distinct *contexts* (prompt plus all but
@@ -63,7 +72,7 @@ impl<'a> EngineScorer<'a> {
         let mut encoded = Vec::with_capacity(requests.len());
         for r in requests {
             let prompt = self.encode(&r.prompt)?;
-            let cont = self.encode(&r.continuation)?;
+            let cont = self.encode_continuation(&r.continuation)?;
             if cont.is_empty() {
                 return Err(ShapleyError::EmptyContinuation {
                     continuation: r.continuation.clone(),
@@ -239,7 +248,7 @@ impl LanguageModelScorer for EngineScorer<'_> {
         _prompt: &str,
         continuation: &str,
     ) -> Result<usize, ShapleyError> {
-        Ok(self.encode(continuation)?.len())
+        Ok(self.encode_continuation(continuation)?.len())
     }
 
     fn prepare_shared_prefix(&mut self, prefix: &str) -> Result<(), ShapleyError> {
