@@ -16,6 +16,6 @@ pub mod patching;
 pub mod scaling;
 
 pub use dla::{direct_logit_attribution, logit_direction, Dla, LogitDirection};
-pub use lens::{logit_lens, LensLayer, TokenStat};
+pub use lens::{logit_lens, token_stats, LensLayer, TokenStat};
 pub use patching::{patch_sweep, patch_sweep_naive, Metric, PatchGrid, PatchResult, PatchTarget};
 pub use scaling::{alpha_sweep, classify, AlphaPoint, Answer, RecallPrompt};

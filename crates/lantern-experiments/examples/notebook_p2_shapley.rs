@@ -7,10 +7,10 @@
 #[rustfmt::skip]
 fn main() {
 notebook_cell(3);
-use lantern_engine::{default_model_path, load_path, LoadOptions, LoadedModel};
+use lantern_engine::{default_model_path, load_path, LoadOptions};
 use lantern_experiments::scorer::EngineScorer;
 use lantern_plot::{grouped_bar_chart, waterfall, BarGroup, BarOptions, PlotOptions, WaterfallOptions};
-use lantern_shapley::{exact, kernel, permutation, Absent, Coalition, ExactOptions, KernelOptions, PermutationOptions, PromptGame, ShapleyResult, Template, ValueKind};
+use lantern_shapley::{exact, kernel, permutation, Absent, Coalition, ExactOptions, KernelOptions, MemoGame, PermutationOptions, PromptGame, Template, ValueKind};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,14 +48,13 @@ println!("loaded {} in {:.1} s", model_path.file_name().and_then(|n| n.to_str())
 
 notebook_cell(5);
 let template = Template::parse(
-    "A student must choose between two flights home: Flight A and Flight B.
+    "A student must choose between two flights home, Flight A and Flight B.
 {{price: Flight A costs $189; Flight B costs $312.
 }}{{duration: Flight A takes 7 hours; Flight B takes 4 hours.
 }}{{stops: Flight A has one stop; Flight B is nonstop.
-}}{{rating: Flight A's airline is rated 4.6 out of 5; Flight B's airline is rated 3.2.
 }}{{weather: The weather today is mild.
-}}{{polite: Thank you so much for your help!
-}}Question: Which flight do you choose, A or B?
+}}{{polite: Thank you so much!
+}}Which flight do you choose, A or B?
 Answer: Flight",
 )
 .expect("a valid template");
@@ -67,19 +66,20 @@ let price_only = Coalition::empty().with(0);
 println!("--- price only ---\n{}", template.render(price_only, Absent::Remove).expect("render"));
 
 notebook_cell(7);
-fn new_game<'a>(lm: &'a LoadedModel, template: &Template) -> PromptGame<EngineScorer<'a>> {
+let start = Instant::now();
+let (exact_result, perm_result, kernel_result, forwards) = {
     let value = ValueKind::OptionProb { options: vec![" A".into(), " B".into()], chosen: 0 };
-    PromptGame::new(template.clone(), Absent::Remove, value, EngineScorer::new(lm)).expect("a valid game")
-}
+    let game = PromptGame::new(template.clone(), Absent::Remove, value, EngineScorer::new(&lm)).expect("a valid game");
+    let mut memo = MemoGame::new(game, 16).expect("a memoised game");
+    let exact_result = exact(&mut memo, &ExactOptions::default(), None).expect("exact Shapley values");
+    let perm_result = permutation(&mut memo, &PermutationOptions { budget: 18, seed: 1, ..Default::default() }, None).expect("permutation sampling");
+    let kernel_result = kernel(&mut memo, &KernelOptions { budget: 16, seed: 1, ..Default::default() }, None).expect("KernelSHAP");
+    assert_eq!(memo.evaluations(), 1 << n, "the sampled estimators found every coalition in the memo");
+    (exact_result, perm_result, kernel_result, memo.inner().scorer().forwards)
+};
+println!("{} coalitions scored in {forwards} forward passes, {:.1} s", 1 << n, start.elapsed().as_secs_f64());
 
 notebook_cell(9);
-let start = Instant::now();
-let exact_result: ShapleyResult = {
-    let mut game = new_game(&lm, &template);
-    exact(&mut game, &ExactOptions::default(), None).expect("exact Shapley values")
-};
-let exact_seconds = start.elapsed().as_secs_f64();
-println!("{} coalitions in {:.1} s", exact_result.evaluations, exact_seconds);
 println!("v(none) = p(A | no component) = {:.3};  v(all) = {:.3}", exact_result.v_empty, exact_result.v_full);
 for (p, v) in players.iter().zip(&exact_result.values) {
     println!("  {p:<9} {v:+.4}");
@@ -90,35 +90,25 @@ let total: f64 = exact_result.values.iter().map(|v| v.abs()).sum();
 println!("share of |attribution| on the no-information components: {:.1}%", 100.0 * noise / total);
 
 notebook_cell(11);
-let start = Instant::now();
-let perm_result = {
-    let mut game = new_game(&lm, &template);
-    permutation(&mut game, &PermutationOptions { budget: 34, seed: 1, ..Default::default() }, None).expect("permutation sampling")
-};
-let kernel_result = {
-    let mut game = new_game(&lm, &template);
-    kernel(&mut game, &KernelOptions { budget: 32, seed: 1, ..Default::default() }, None).expect("KernelSHAP")
-};
-println!("sampled in {:.1} s", start.elapsed().as_secs_f64());
 println!("{:<9} {:>8} {:>17} {:>17}", "player", "exact", "permutation", "kernel");
-for i in 0..n {
+for (i, player) in players.iter().enumerate() {
     println!(
         "{:<9} {:>+8.4} {:>+8.4} ± {:.4} {:>+8.4} ± {:.4}",
-        players[i], exact_result.values[i], perm_result.values[i], perm_result.std_errors[i], kernel_result.values[i], kernel_result.std_errors[i]
+        player, exact_result.values[i], perm_result.values[i], perm_result.std_errors[i], kernel_result.values[i], kernel_result.std_errors[i]
     );
 }
 for r in [&exact_result, &perm_result, &kernel_result] {
     let mae = r.values.iter().zip(&exact_result.values).map(|(a, b)| (a - b).abs()).sum::<f64>() / n as f64;
-    println!("{:<12} {:>3} model evaluations, mean |error| vs exact {:.4}", r.method, r.evaluations, mae);
+    println!("{:<12} {:>3} coalition evaluations, mean |error| vs exact {:.4}", r.method, r.evaluations, mae);
 }
 
 notebook_cell(13);
 let groups = [
     BarGroup::new("exact", exact_result.values.clone()),
-    BarGroup::new(format!("permutation ({} evals)", perm_result.evaluations), perm_result.values.clone()).with_errors(perm_result.std_errors.clone()),
-    BarGroup::new(format!("kernel ({} evals)", kernel_result.evaluations), kernel_result.values.clone()).with_errors(kernel_result.std_errors.clone()),
+    BarGroup::new(format!("permutation ({} evaluations)", perm_result.evaluations), perm_result.values.clone()).with_errors(perm_result.std_errors.clone()),
+    BarGroup::new(format!("kernel ({} evaluations)", kernel_result.evaluations), kernel_result.values.clone()).with_errors(kernel_result.std_errors.clone()),
 ];
-let opts = BarOptions::new(PlotOptions::new("Shapley values of prompt components: p(A)").x_label("component").y_label("Shapley value").size(860, 460));
+let opts = BarOptions::new(PlotOptions::new("Shapley values of prompt components on p(A)").x_label("component").y_label("Shapley value").size(860, 460));
 let files = grouped_bar_chart(&players, &groups, &opts, fig_dir.join("shapley_bars")).expect("bar chart");
 show(png_of(&files));
 
