@@ -53,6 +53,15 @@ const NOTEBOOKS: &[Notebook] = &[
             "figure: ",
         ],
     },
+    Notebook {
+        name: "p3_causal_graphs",
+        expect: &[
+            "held-out accuracy (balanced, state vs rest; threshold 0.7):",
+            "4 sessions recorded, 8 steps each",
+            "cycle A -> B -> C -> A",
+            "figure: ",
+        ],
+    },
 ];
 
 const UPDATE_EXAMPLES: &str = "LANTERN_UPDATE_NOTEBOOK_EXAMPLES";

@@ -20,6 +20,7 @@ fn check_architecture(name: &str) {
     let out = lm.model.run(&batch, &mut hooks).unwrap();
     let logits = out.logits.unwrap();
     let d = max_abs_diff(&logits, &reference["logits"]);
+    eprintln!("{name}: max |Δlogit| = {d:.2e}");
     assert!(d <= TOL, "{name}: logits differ by {d}");
     for layer in 0..cfg.n_layers {
         let key = format!("blocks.{layer}.hook_resid_post");

@@ -17,7 +17,6 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 cargo build -q --release -p lantern-cli
 lantern=./target/release/lantern
-run() { /usr/bin/time -f "%e" -o "$tmp/t" "$@"; cat "$tmp/t"; }
 results="{}"
 add() { results="$(echo "$results" | "$py" -c "import json,sys; d=json.load(sys.stdin); d[sys.argv[1]]=json.loads(sys.argv[2]); print(json.dumps(d))" "$1" "$2")"; }
 
@@ -40,11 +39,11 @@ d = json.load(open("scripts/bench/shapley_components.json"))
 open(sys.argv[1], "w").write(d["prefix"] + "".join("{{c%d: %s}}" % (i, c) for i, c in enumerate(d["components"])))
 PY
   target="$("$py" -c 'import json; print(json.load(open("scripts/bench/shapley_components.json"))["target"])')"
-  start=$(date +%s.%N)
+  start=$("$py" -c 'import time; print(time.time())')
   "$lantern" shapley "$model" --template "$tmp/components.txt" --value logprob --target "$target" --method exact --batch-size 16 --json --quiet > "$tmp/ls.json"
-  end=$(date +%s.%N)
+  end=$("$py" -c 'import time; print(time.time())')
   torch_json="$("$py" scripts/bench/torch_shapley.py scripts/bench/shapley_components.json)"
-  add shapley "{\"lantern_seconds\": $(echo "$end - $start" | bc), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json}"
+  add shapley "{\"lantern_seconds\": $("$py" -c "print($end - $start)"), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json}"
 fi
 
 if [[ "$only" == all || "$only" == forward ]]; then
