@@ -222,7 +222,9 @@ fn byte_level_tokenizer(
     ]);
     inner.with_pre_tokenizer(Some(pre));
     inner.with_decoder(Some(ByteLevel::new(false, true, true)));
-    inner.add_special_tokens(&tokens_of_type(tokens, types, 3, true));
+    inner
+        .add_special_tokens(tokens_of_type(tokens, types, 3, true))
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(inner)
 }
 
@@ -275,7 +277,9 @@ fn gemma_tokenizer(tokens: &[String], types: &[i32], unk: &str) -> Result<tokeni
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     let tok_err = |e: tokenizers::Error| Error::Tokenizer(e.to_string());
     let mut inner = tokenizers::Tokenizer::new(bpe);
-    inner.with_normalizer(Some(Replace::new(" ", "\u{2581}").map_err(tok_err)?));
+    inner
+        .with_normalizer(Some(Replace::new(" ", "\u{2581}").map_err(tok_err)?))
+        .map_err(tok_err)?;
     inner.with_pre_tokenizer(Some(
         Split::new(" ", SplitDelimiterBehavior::MergedWithPrevious, false).map_err(tok_err)?,
     ));
@@ -284,13 +288,15 @@ fn gemma_tokenizer(tokens: &[String], types: &[i32], unk: &str) -> Result<tokeni
         DecoderWrapper::ByteFallback(ByteFallback::new()),
         DecoderWrapper::Fuse(Fuse::new()),
     ])));
-    inner.add_special_tokens(&tokens_of_type(tokens, types, 3, true));
+    inner
+        .add_special_tokens(tokens_of_type(tokens, types, 3, true))
+        .map_err(tok_err)?;
     // User-defined tokens that keep their spelling in the vocabulary (not the respelled spaces).
     let user: Vec<AddedToken> = tokens_of_type(tokens, types, 4, false)
         .into_iter()
         .filter(|t| index.contains_key(t.content.as_str()))
         .collect();
-    inner.add_tokens(&user);
+    inner.add_tokens(user).map_err(tok_err)?;
     Ok(inner)
 }
 
