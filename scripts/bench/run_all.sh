@@ -15,8 +15,11 @@ only="${BENCH_ONLY:-all}"
 out_dir=benches/results; mkdir -p "$out_dir"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
-cargo build -q --release -p lantern-cli
-lantern=./target/release/lantern
+# BENCH_PROFILE=release for a release build; the dev profile already optimises every dependency
+# (candle does the heavy lifting), and only Lantern's own crates stay unoptimised.
+profile="${BENCH_PROFILE:-dev}"
+cargo build -q --profile "$profile" -p lantern-cli
+lantern=./target/$([[ "$profile" == dev ]] && echo debug || echo "$profile")/lantern
 results="{}"
 add() { results="$(echo "$results" | "$py" -c "import json,sys; d=json.load(sys.stdin); d[sys.argv[1]]=json.loads(sys.argv[2]); print(json.dumps(d))" "$1" "$2")"; }
 
