@@ -58,6 +58,8 @@ const NOTEBOOKS: &[Notebook] = &[
         expect: &[
             "held-out accuracy (balanced, state vs rest; threshold 0.7):",
             "4 sessions recorded, 8 steps each",
+            "  step 2: +0.00\n  step 3: ",
+            "strongly connected components: [[\"A\", \"B\", \"C\"]]",
             "cycle A -> B -> C -> A",
             "figure: ",
         ],
