@@ -86,7 +86,7 @@ let cfg: P3Config = toml::from_str(
     sessions = 4
     steps = 8
     context_turns = 1
-    max_new_tokens = 8
+    max_new_tokens = 6
     temperature = 0.8
     top_p = 0.95
     seed = 0
@@ -98,17 +98,17 @@ let questions = read_questions(&base.join(&cfg.questions)).expect("reading the q
 println!("{} interviewer questions, e.g. {:?}", questions.len(), questions[0]);
 
 notebook_cell(7);
-// Every other sentence of each label (the rows are grouped by label), to keep the notebook quick.
-let half_csv = {
+// Every third sentence of each label (the rows are grouped by label), to keep the notebook quick.
+let subset_csv = {
     let csv = std::fs::read_to_string(base.join(&cfg.data)).expect("reading the labelled sentences");
-    let half: Vec<&str> = csv.lines().enumerate().filter(|(i, _)| *i == 0 || i % 2 == 1).map(|(_, l)| l).collect();
-    println!("{} labelled sentences, {} used here", csv.lines().count() - 1, half.len() - 1);
-    let path = fig_dir.join("states_half.csv");
-    std::fs::write(&path, half.join("\n") + "\n").expect("writing the subset");
+    let subset: Vec<&str> = csv.lines().enumerate().filter(|(i, _)| *i == 0 || i % 3 == 1).map(|(_, l)| l).collect();
+    println!("{} labelled sentences, {} used here", csv.lines().count() - 1, subset.len() - 1);
+    let path = fig_dir.join("states_subset.csv");
+    std::fs::write(&path, subset.join("\n") + "\n").expect("writing the subset");
     path
 };
 let start = Instant::now();
-let states = learn(&lm, &cfg, &half_csv, &questions).expect("learning the states");
+let states = learn(&lm, &cfg, &subset_csv, &questions).expect("learning the states");
 println!("{} states learned in {:.1} s", states.held_out.len(), start.elapsed().as_secs_f64());
 println!("held-out accuracy (balanced, state vs rest; threshold {}):", states.threshold);
 for a in &states.held_out {
@@ -146,12 +146,13 @@ let steer_state = ["low_mood", "worry", "irritability", "elation", "calm"]
     .expect("at least one usable state")
     .to_string();
 let steer_steps = [3usize, 4];
+let steered_steps = 6;
 let start = Instant::now();
-let steered: Sessions = run_sessions(&lm, &cfg, &states, &questions, cfg.sessions, cfg.steps, Some((steer_state.as_str(), &steer_steps)), &mut |_, _| {}).expect("running the steered sessions");
+let steered: Sessions = run_sessions(&lm, &cfg, &states, &questions, cfg.sessions, steered_steps, Some((steer_state.as_str(), &steer_steps)), &mut |_, _| {}).expect("running the steered sessions");
 println!("steered `{steer_state}` at steps {steer_steps:?} (strength {}) in {:.1} s", cfg.steer_strength, start.elapsed().as_secs_f64());
 let k = steered.states.iter().position(|s| *s == steer_state).expect("the steered state is measured");
 println!("mean change of `{steer_state}` (steered - unsteered, over {} sessions):", cfg.sessions);
-for t in 0..cfg.steps {
+for t in 0..steered_steps {
     let diff: f64 = steered.activations.iter().zip(&sessions.activations).map(|(a, b)| a[t][k] - b[t][k]).sum::<f64>() / cfg.sessions as f64;
     println!("  step {t}: {diff:+.2}{}", if steer_steps.contains(&t) { "   <- steered" } else { "" });
 }
