@@ -12,6 +12,29 @@ fn out_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// Σ log p(continuation tokens | prompt tokens) from one plain forward pass (the reference the
+/// scorer is checked against).
+fn direct_logprob(lm: &lantern_engine::LoadedModel, prompt: &[u32], cont: &[u32]) -> f64 {
+    let ids: Vec<u32> = prompt.iter().chain(cont).copied().collect();
+    let batch = lantern_engine::Batch::from_ids(vec![ids]).unwrap();
+    let logits = lm
+        .model
+        .run(&batch, &mut lantern_engine::Hooks::new())
+        .unwrap()
+        .logits
+        .unwrap()
+        .squeeze(0)
+        .unwrap();
+    let logp = candle_nn::ops::log_softmax(&logits, 1)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    cont.iter()
+        .enumerate()
+        .map(|(j, &t)| f64::from(logp[prompt.len() + j - 1][t as usize]))
+        .sum()
+}
+
 #[test]
 fn p1_pipeline_writes_every_result_and_figure() {
     let lm = load_fixture("llama");
@@ -120,24 +143,7 @@ fn engine_scorer_matches_direct_log_probabilities() {
         .map(|r| {
             let p = lm.tokenizer.encode(&r.prompt).unwrap();
             let c = lm.tokenizer.encode(&r.continuation).unwrap();
-            let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
-            let batch = lantern_engine::Batch::from_ids(vec![ids]).unwrap();
-            let logits = lm
-                .model
-                .run(&batch, &mut lantern_engine::Hooks::new())
-                .unwrap()
-                .logits
-                .unwrap()
-                .squeeze(0)
-                .unwrap();
-            let logp = candle_nn::ops::log_softmax(&logits, 1)
-                .unwrap()
-                .to_vec2::<f32>()
-                .unwrap();
-            c.iter()
-                .enumerate()
-                .map(|(j, &t)| f64::from(logp[p.len() + j - 1][t as usize]))
-                .sum()
+            direct_logprob(&lm, &p, &c)
         })
         .collect();
     for (batch_size, with_prefix) in [(1, false), (3, false), (2, true), (3, true)] {
@@ -166,27 +172,7 @@ fn engine_scorer_matches_direct_log_probabilities() {
         .or(lm.model.config().eos_token_id)
         .unwrap();
     let c = lm.tokenizer.encode(" Berlin").unwrap();
-    let ids: Vec<u32> = std::iter::once(bos).chain(c.iter().copied()).collect();
-    let logits = lm
-        .model
-        .run(
-            &lantern_engine::Batch::from_ids(vec![ids]).unwrap(),
-            &mut lantern_engine::Hooks::new(),
-        )
-        .unwrap()
-        .logits
-        .unwrap()
-        .squeeze(0)
-        .unwrap();
-    let logp = candle_nn::ops::log_softmax(&logits, 1)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
-    let want: f64 = c
-        .iter()
-        .enumerate()
-        .map(|(j, &t)| f64::from(logp[j][t as usize]))
-        .sum();
+    let want = direct_logprob(&lm, &[bos], &c);
     let got = s
         .continuation_logprobs(&[ScoreRequest::new("", " Berlin")])
         .unwrap()[0];
@@ -355,26 +341,7 @@ fn engine_scorer_is_exact_on_every_coalition_of_a_template() {
     let direct = |r: &ScoreRequest| -> f64 {
         let p = lm.tokenizer.encode(&r.prompt).unwrap();
         let c = lm.tokenizer.encode(&r.continuation).unwrap();
-        let ids: Vec<u32> = p.iter().chain(&c).copied().collect();
-        let logits = lm
-            .model
-            .run(
-                &lantern_engine::Batch::from_ids(vec![ids]).unwrap(),
-                &mut lantern_engine::Hooks::new(),
-            )
-            .unwrap()
-            .logits
-            .unwrap()
-            .squeeze(0)
-            .unwrap();
-        let logp = candle_nn::ops::log_softmax(&logits, 1)
-            .unwrap()
-            .to_vec2::<f32>()
-            .unwrap();
-        c.iter()
-            .enumerate()
-            .map(|(j, &tok)| f64::from(logp[p.len() + j - 1][tok as usize]))
-            .sum()
+        direct_logprob(&lm, &p, &c)
     };
     let want: Vec<f64> = requests.iter().map(direct).collect();
     for batch_size in [1, 3, 8, 64] {
