@@ -169,17 +169,7 @@ fn zero_ablating_a_head_changes_its_z_only() {
             &b.narrow(2, head, 1).unwrap(),
         );
         if head == 2 {
-            let zero = b
-                .narrow(2, 2, 1)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .max(0)
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let zero = max_abs(&b.narrow(2, 2, 1).unwrap());
             assert_eq!(zero, 0.0);
             assert!(d > 1e-3, "ablating head 2 must change its z");
         } else {
@@ -499,15 +489,7 @@ fn half_precision_runs_close_to_f32() {
             .logits
             .unwrap();
         assert_eq!(got.dtype(), dtype);
-        let scale = want
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let scale = max_abs(&want);
         let d = max_abs_diff(&got, &want);
         assert!(
             d <= 0.05 * scale,

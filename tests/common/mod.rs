@@ -52,6 +52,20 @@ pub fn load_smollm2() -> LoadedModel {
     load_path(&smollm2_path(), &quiet()).expect("loading SmolLM2")
 }
 
+/// Largest absolute value of a tensor.
+pub fn max_abs(t: &Tensor) -> f32 {
+    t.to_dtype(DType::F32)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
 /// Largest absolute difference between two tensors of the same shape.
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
