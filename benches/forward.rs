@@ -10,6 +10,8 @@ use lantern_engine::{hooks, load_path, Batch, Hooks, LoadOptions, Logits};
 use rand::{Rng, SeedableRng};
 
 fn forward(c: &mut Criterion) {
+    // As the `lantern` binary does: freed cache tensors are reused instead of re-faulted.
+    lantern_engine::keep_freed_memory();
     let path = lantern_engine::default_model_path().expect("run scripts/fetch-model.sh first");
     let lm = load_path(
         &path,

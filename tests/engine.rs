@@ -282,6 +282,171 @@ fn resuming_from_a_layer_equals_the_full_run() {
 }
 
 #[test]
+fn packed_segments_equal_the_full_run() {
+    // gemma3's fixture has a sliding window of 4, so the later segments cross it.
+    for arch in ["gpt2", "gpt_neox", "llama", "gemma3"] {
+        let lm = load_fixture(arch);
+        let batch = Batch::from_prompts(&lm.tokenizer, &[prompts()[0]]).unwrap();
+        let t = batch.seq_len();
+        let layer = 1;
+        let p = HookPoint::resid_pre(layer);
+        let mut hooks = Hooks::new().capture(p);
+        let full = lm.model.run(&batch, &mut hooks).unwrap();
+        let (logits, resid_final) = (full.logits.unwrap(), full.resid_final);
+        let resid_pre = hooks.cache.require(p).unwrap();
+        let mut past = lm.model.new_kv_cache(&[0]);
+        let ids = batch.ids_tensor(lm.model.device()).unwrap();
+        lm.model
+            .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+            .unwrap();
+        let starts = [0, 2, t - 5, t - 1];
+        let segments: Vec<Segment> = starts
+            .iter()
+            .map(|&s| Segment {
+                start: s,
+                len: t - s,
+            })
+            .collect();
+        let at: Vec<u32> = starts
+            .iter()
+            .flat_map(|&s| (s as u32)..(t as u32))
+            .collect();
+        let at = Tensor::new(at.as_slice(), lm.model.device()).unwrap();
+        let packed = lm
+            .model
+            .run_packed_from(
+                layer,
+                &resid_pre.index_select(&at, 1).unwrap(),
+                &segments,
+                &past,
+                &mut Hooks::new(),
+            )
+            .unwrap();
+        let want_resid = resid_final.index_select(&at, 1).unwrap();
+        assert!(
+            max_abs_diff(&packed.resid_final, &want_resid) <= 1e-4,
+            "{arch}"
+        );
+        let last = logits.narrow(1, t - 1, 1).unwrap().squeeze(1).unwrap();
+        let got = packed.last_logits().unwrap();
+        for s in 0..starts.len() {
+            let row = got.narrow(0, s, 1).unwrap();
+            assert!(max_abs_diff(&row, &last) <= 1e-4, "{arch} segment {s}");
+        }
+        // Bad segments are errors, not panics.
+        let bad = [Segment {
+            start: t + 3,
+            len: 1,
+        }];
+        assert!(lm
+            .model
+            .run_packed_from(
+                layer,
+                &resid_pre.narrow(1, 0, 1).unwrap(),
+                &bad,
+                &past,
+                &mut Hooks::new()
+            )
+            .is_err());
+    }
+}
+
+#[test]
+fn resuming_a_cached_run_at_a_layer_equals_the_full_run() {
+    let lm = load_fixture("llama");
+    let batch = Batch::from_prompts(&lm.tokenizer, &[prompts()[2]]).unwrap();
+    let t = batch.seq_len();
+    let p = HookPoint::resid_pre(1);
+    let mut hooks = Hooks::new().capture(p);
+    let full = lm
+        .model
+        .run(&batch, &mut hooks)
+        .unwrap()
+        .last_logits()
+        .unwrap();
+    let mut past = lm.model.new_kv_cache(&[0]);
+    let ids = batch.ids_tensor(lm.model.device()).unwrap();
+    lm.model
+        .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+        .unwrap();
+    // Two rows: the last 3 positions, and the last 1, from caches of the positions before.
+    for keep in [t - 3, t - 1] {
+        let mut cache = past.truncated(keep).unwrap().expand(2).unwrap();
+        let resid = hooks
+            .cache
+            .require(p)
+            .unwrap()
+            .narrow(1, keep, t - keep)
+            .unwrap();
+        let resid = Tensor::cat(&[&resid, &resid], 0).unwrap();
+        let got = lm
+            .model
+            .run_cached_from(1, &resid, &mut cache, &mut Hooks::new(), Logits::Last)
+            .unwrap()
+            .last_logits()
+            .unwrap();
+        for r in 0..2 {
+            assert!(max_abs_diff(&got.narrow(0, r, 1).unwrap(), &full) <= 1e-4);
+        }
+    }
+}
+
+#[test]
+fn stacked_cache_rows_equal_their_separate_runs() {
+    let lm = load_fixture("llama");
+    let rows: Vec<Vec<u32>> = prompts()
+        .iter()
+        .map(|p| lm.tokenizer.encode(p).unwrap())
+        .collect();
+    let device = lm.model.device();
+    // Each prompt but its last token cached alone, then the last tokens as one batch.
+    let caches: Vec<KvCache> = rows
+        .iter()
+        .map(|r| {
+            let mut c = lm.model.new_kv_cache(&[0]);
+            let ids = Tensor::new(&r[..r.len() - 1], device)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            lm.model
+                .run_cached(&ids, &mut c, &mut Hooks::new(), Logits::None)
+                .unwrap();
+            c
+        })
+        .collect();
+    let mut stacked = KvCache::stack(&caches).unwrap();
+    let last: Vec<u32> = rows.iter().map(|r| r[r.len() - 1]).collect();
+    let ids = Tensor::from_vec(last, (rows.len(), 1), device).unwrap();
+    let got = lm
+        .model
+        .run_cached(&ids, &mut stacked, &mut Hooks::new(), Logits::Last)
+        .unwrap()
+        .last_logits()
+        .unwrap();
+    for (i, r) in rows.iter().enumerate() {
+        let want = lm
+            .model
+            .run_with(
+                &Batch::from_ids(vec![r.clone()]).unwrap(),
+                &mut Hooks::new(),
+                Logits::Last,
+            )
+            .unwrap()
+            .last_logits()
+            .unwrap();
+        assert!(
+            max_abs_diff(&got.narrow(0, i, 1).unwrap(), &want) <= 1e-4,
+            "row {i}"
+        );
+        // A row taken back out of the batch is that prompt's own cache.
+        let row = stacked.row(i, r.len()).unwrap();
+        assert_eq!(row.len(), r.len());
+    }
+    assert!(stacked.row(rows.len(), 1).is_err());
+    assert!(KvCache::stack(&[]).is_err());
+}
+
+#[test]
 fn hook_result_sums_to_attn_out() {
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
@@ -299,6 +464,10 @@ fn hook_result_sums_to_attn_out() {
         .logits
         .unwrap();
     assert!(max_abs_diff(&logits, &logits2) <= TOL);
+    // With an intervention attached, the output is the sum of the (possibly changed) results.
+    let mut identity = Hooks::new().intervene(res, Intervention::scale(1.0));
+    let logits3 = lm.model.run(&batch, &mut identity).unwrap().logits.unwrap();
+    assert!(max_abs_diff(&logits, &logits3) <= TOL);
     let r = with_result.cache.require(res).unwrap();
     let b_o = lm.model.weights().blocks[1].attn.o.b.clone().unwrap();
     let summed = r.sum(2).unwrap().broadcast_add(&b_o).unwrap();

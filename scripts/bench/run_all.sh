@@ -43,7 +43,7 @@ open(sys.argv[1], "w").write(d["prefix"] + "".join("{{c%d: %s}}" % (i, c) for i,
 PY
   target="$("$py" -c 'import json; print(json.load(open("scripts/bench/shapley_components.json"))["target"])')"
   start=$("$py" -c 'import time; print(time.time())')
-  "$lantern" shapley "$model" --template "$tmp/components.txt" --value logprob --target "$target" --method exact --batch-size 16 --json --quiet > "$tmp/ls.json"
+  "$lantern" shapley "$model" --template "$tmp/components.txt" --value logprob --target "$target" --method exact --batch-size 32 --json --quiet > "$tmp/ls.json"
   end=$("$py" -c 'import time; print(time.time())')
   torch_json="$("$py" scripts/bench/torch_shapley.py scripts/bench/shapley_components.json)"
   add shapley "{\"lantern_seconds\": $("$py" -c "print($end - $start)"), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json}"

@@ -9,7 +9,7 @@ Input JSON: {"components": [str, ...], "target": str, "prefix": str (optional, a
 For n components all 2^n coalitions are evaluated: prompt = prefix + concatenation (in the original
 order) of the present components, tokenised as one string (no BOS; the SmolLM2 tokenizer adds none).
 If a coalition's prompt tokenises to nothing (empty coalition, empty prefix) the context is the
-single token <|endoftext|> (id 0). The target is tokenised separately and appended as ids;
+model's BOS token (its EOS if it has no BOS), as Lantern's EngineScorer reads it. The target is tokenised separately and appended as ids;
 v(S) = sum over target tokens of log p(token | everything before it).
 Forwards are batched (--batch coalitions per forward, sorted by length to limit padding) with
 LEFT padding, an attention mask and explicit position_ids (cumsum(mask) - 1), so padded rows give
@@ -71,8 +71,9 @@ def main():
     tok, model, load_s = load_smollm2(args.attn)
     t_total = time.perf_counter()
     tgt_ids = tok(target, add_special_tokens=False).input_ids
-    fallback = [tok.convert_tokens_to_ids("<|endoftext|>")]
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else fallback[0]
+    start = model.config.bos_token_id if model.config.bos_token_id is not None else model.config.eos_token_id
+    fallback = [start]
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids("<|endoftext|>")
     seqs = {}
     for m in range(1 << n):
         ctx = tok(coalition_prompt(prefix, comps, m), add_special_tokens=False).input_ids or fallback

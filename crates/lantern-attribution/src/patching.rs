@@ -2,15 +2,17 @@
 //! place (a layer, a position, a head, or a combination), and measure how much of the clean
 //! behaviour comes back.
 //!
-//! [`patch_sweep`] is the fast method: the corrupted run's residual stream is cached once, and
-//! for each layer the patch variants run together in one batch that *resumes at the patched
-//! layer*, so the blocks below it are never recomputed, and only the last position is unembedded.
+//! [`patch_sweep`] is the fast method: the corrupted run's residual stream and keys/values are
+//! cached once, and for each layer the patch variants run together in batches that *resume at
+//! the patched layer and position*: the blocks below the patch are never recomputed, nor are
+//! the positions before it (a causal model leaves them as they were; their keys and values come
+//! from the corrupted run's cache), and only the last position is unembedded.
 //! [`patch_sweep_naive`] is one full forward per patch (the TransformerLens way); the two agree
 //! (`tests/attribution.rs`).
 
 use candle_core::{DType, Tensor};
 use lantern_engine::{
-    Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result,
+    Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result, Segment,
 };
 use serde::Serialize;
 
@@ -336,24 +338,60 @@ pub fn patch_sweep(
     let kind = target.kind();
     let batch_size = opts.batch_size.max(1);
     let n_layers = model.config().n_layers;
+    // Keys and values of the corrupted run: a patch at position p leaves positions before p as
+    // they were, so they are read from here rather than recomputed.
+    let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
+    model.run_cached(
+        &corrupted.ids_tensor(model.device())?,
+        &mut corrupted_kv,
+        &mut Hooks::new(),
+        Logits::None,
+    )?;
+    // Patches at one position run packed: each as the positions from its own on, sharing the
+    // corrupted run's keys and values before it (points with a key axis are patched unpacked).
+    let packable = !matches!(kind, HookKind::AttnScores | HookKind::AttnPattern);
     for layer in 0..n_layers {
         let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
+        let point = HookPoint::block(layer, kind);
+        let source = clean_hooks.cache.require(point)?;
+        let resid_pre = corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?;
         for chunk in at_layer.chunks(batch_size) {
             let k = chunk.len();
-            let point = HookPoint::block(layer, kind);
-            let source = clean_hooks.cache.require(point)?;
-            let source_k = repeat_rows(source, k)?;
-            let mask = cell_mask(source, kind, chunk)?;
-            let patch = Intervention::custom(move |x, _| mask.where_cond(&source_k, x));
-            let mut hooks = Hooks::new().intervene(point, patch);
-            let resid = repeat_rows(
-                corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?,
-                k,
-            )?;
-            let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
-            let logits = model
-                .run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?
-                .last_logits()?;
+            let logits = if packable && chunk.iter().all(|c| c.pos.is_some()) {
+                let segments: Vec<Segment> = chunk
+                    .iter()
+                    .map(|c| {
+                        let start = c.pos.expect("checked");
+                        Segment {
+                            start,
+                            len: t - start,
+                        }
+                    })
+                    .collect();
+                let at: Vec<u32> = segments
+                    .iter()
+                    .flat_map(|s| (s.start..s.start + s.len).map(|p| p as u32))
+                    .collect();
+                let at = Tensor::new(at.as_slice(), source.device())?;
+                let source_packed = source.index_select(&at, 1)?;
+                let mask = packed_mask(&source_packed, kind, chunk, t)?;
+                let patch = Intervention::custom(move |x, _| mask.where_cond(&source_packed, x));
+                let mut hooks = Hooks::new().intervene(point, patch);
+                let resid = resid_pre.index_select(&at, 1)?;
+                model
+                    .run_packed_from(layer, &resid, &segments, &corrupted_kv, &mut hooks)?
+                    .last_logits()?
+            } else {
+                let source_k = repeat_rows(source, k)?;
+                let mask = cell_mask(source, kind, chunk)?;
+                let patch = Intervention::custom(move |x, _| mask.where_cond(&source_k, x));
+                let mut hooks = Hooks::new().intervene(point, patch);
+                let resid = repeat_rows(resid_pre, k)?;
+                let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
+                model
+                    .run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?
+                    .last_logits()?
+            };
             for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
                 values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, v);
             }
@@ -426,6 +464,28 @@ fn repeat_rows(t: &Tensor, k: usize) -> Result<Tensor> {
     let mut dims = t.dims().to_vec();
     dims[0] = k;
     Ok(t.broadcast_as(dims)?.contiguous()?)
+}
+
+/// A u8 mask over a packed `[1, N, ...]` activation (segment `i` is the positions from
+/// `chunk[i]`'s on, of `t`) that is 1 at each segment's first token, its patched position, and
+/// for per-head points only at `chunk[i]`'s head.
+fn packed_mask(packed: &Tensor, kind: HookKind, chunk: &[Cell], t: usize) -> Result<Tensor> {
+    let dims = packed.dims().to_vec();
+    let per_token: usize = dims[2..].iter().product();
+    let n_heads = kind.axes().head.map_or(1, |h| dims[h]);
+    let per_head = per_token / n_heads;
+    let mut mask = vec![0u8; dims.iter().product()];
+    let mut first = 0;
+    for cell in chunk {
+        let pos = cell.pos.expect("packed cells have a position");
+        let token = &mut mask[first * per_token..(first + 1) * per_token];
+        match cell.head {
+            Some(h) => token[h * per_head..(h + 1) * per_head].fill(1),
+            None => token.fill(1),
+        }
+        first += t - pos;
+    }
+    Ok(Tensor::from_vec(mask, dims, packed.device())?)
 }
 
 /// A u8 mask over `[k, ...]` that is 1 where row `i` patches `chunk[i]`'s position and head.

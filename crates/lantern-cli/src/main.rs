@@ -51,6 +51,7 @@ enum Command {
 }
 
 fn main() {
+    lantern_engine::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Inspect(a) => engine_cmds::inspect(a),

@@ -216,6 +216,9 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// Samples a token id. The candidate pool is the `top_k` highest logits (ties to the lower id),
+/// then the smallest prefix of it, in that order, whose probability reaches `top_p`. Only as much
+/// of the pool is sorted as top-p needs (a 49k vocabulary is not sorted at every step).
 fn sample(
     logits: &[f32],
     temperature: f64,
@@ -223,35 +226,160 @@ fn sample(
     top_p: Option<f64>,
     rng: &mut ChaCha8Rng,
 ) -> u32 {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    if let Some(k) = top_k {
-        order.truncate(k.max(1));
+    let n = logits.len();
+    let higher = |a: &usize, b: &usize| logits[*b].total_cmp(&logits[*a]).then(a.cmp(b));
+    let mut order: Vec<usize> = (0..n).collect();
+    let pool = top_k.map_or(n, |k| k.clamp(1, n));
+    if pool < n {
+        order.select_nth_unstable_by(pool - 1, higher);
+        order.truncate(pool);
     }
-    let max = logits[order[0]] as f64;
-    let mut probs: Vec<f64> = order
+    let max = order
         .iter()
-        .map(|&i| ((logits[i] as f64 - max) / temperature).exp())
-        .collect();
-    let total: f64 = probs.iter().sum();
-    probs.iter_mut().for_each(|p| *p /= total);
-    if let Some(p) = top_p {
-        let mut acc = 0.0;
-        let keep = probs.iter().position(|&q| {
-            acc += q;
-            acc >= p
-        });
-        let keep = keep.map_or(probs.len(), |i| i + 1);
-        probs.truncate(keep);
-        order.truncate(keep);
-    }
-    let total: f64 = probs.iter().sum();
+        .map(|&i| logits[i])
+        .fold(f32::NEG_INFINITY, f32::max) as f64;
+    let weight = |i: usize| ((logits[i] as f64 - max) / temperature).exp();
+    let keep = match top_p {
+        None => pool,
+        Some(p) => {
+            let target = p * order.iter().map(|&i| weight(i)).sum::<f64>();
+            let mut m = 64.min(pool);
+            loop {
+                if m < pool {
+                    order.select_nth_unstable_by(m - 1, higher);
+                }
+                order[..m].sort_by(higher);
+                let mut acc = 0.0;
+                let reached = order[..m].iter().position(|&i| {
+                    acc += weight(i);
+                    acc >= target
+                });
+                match reached {
+                    Some(i) => break i + 1,
+                    None if m == pool => break pool,
+                    None => m = (m * 4).min(pool),
+                }
+            }
+        }
+    };
+    let candidates = &order[..keep];
+    let total: f64 = candidates.iter().map(|&i| weight(i)).sum();
     let mut r = rng.random::<f64>() * total;
-    for (&i, &p) in order.iter().zip(&probs) {
-        if r < p {
+    for &i in candidates {
+        let w = weight(i);
+        if r < w {
             return i as u32;
         }
-        r -= p;
+        r -= w;
     }
-    order[order.len() - 1] as u32
+    candidates[keep - 1] as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// The sampler as first written: sort the whole vocabulary, cut, renormalise, draw.
+    fn sample_by_full_sort(
+        logits: &[f32],
+        temperature: f64,
+        top_k: Option<usize>,
+        top_p: Option<f64>,
+        rng: &mut ChaCha8Rng,
+    ) -> u32 {
+        let mut order: Vec<usize> = (0..logits.len()).collect();
+        order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        order.truncate(top_k.unwrap_or(order.len()).max(1));
+        let max = logits[order[0]] as f64;
+        let mut probs: Vec<f64> = order
+            .iter()
+            .map(|&i| ((logits[i] as f64 - max) / temperature).exp())
+            .collect();
+        let total: f64 = probs.iter().sum();
+        probs.iter_mut().for_each(|p| *p /= total);
+        if let Some(p) = top_p {
+            let mut acc = 0.0;
+            let keep = probs.iter().position(|&q| {
+                acc += q;
+                acc >= p
+            });
+            let keep = keep.map_or(probs.len(), |i| i + 1);
+            probs.truncate(keep);
+            order.truncate(keep);
+        }
+        let total: f64 = probs.iter().sum();
+        let mut r = rng.random::<f64>() * total;
+        for (&i, &p) in order.iter().zip(&probs) {
+            if r < p {
+                return i as u32;
+            }
+            r -= p;
+        }
+        order[order.len() - 1] as u32
+    }
+
+    fn test_logits(gen: &mut ChaCha8Rng, case: usize) -> Vec<f32> {
+        // Peaked and flat distributions, with many ties, over vocabularies larger than 64.
+        let n = 500 + case * 37;
+        let spread = if case.is_multiple_of(2) { 8.0 } else { 0.5 };
+        (0..n)
+            .map(|i| {
+                if i % 97 == 0 {
+                    3.0
+                } else {
+                    (gen.random::<f32>() * spread).round() / 2.0
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn top_p_sampler_draws_what_a_full_sort_draws() {
+        let mut gen = ChaCha8Rng::seed_from_u64(7);
+        for case in 0..40 {
+            let logits = test_logits(&mut gen, case);
+            for (top_k, top_p) in [(None, 0.9), (Some(50), 0.99), (None, 0.999), (Some(3), 0.5)] {
+                for seed in 0..5 {
+                    let mut a = ChaCha8Rng::seed_from_u64(seed);
+                    let mut b = ChaCha8Rng::seed_from_u64(seed);
+                    assert_eq!(
+                        sample(&logits, 0.8, top_k, Some(top_p), &mut a),
+                        sample_by_full_sort(&logits, 0.8, top_k, Some(top_p), &mut b),
+                        "case {case}, top_k {top_k:?}, top_p {top_p}, seed {seed}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn top_k_sampler_stays_in_the_pool_with_the_right_frequencies() {
+        let mut gen = ChaCha8Rng::seed_from_u64(3);
+        let logits = test_logits(&mut gen, 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let top = argmax(&logits) as usize; // 0: the first of the tied maxima at 3.0
+        let tied: Vec<usize> = (0..logits.len()).filter(|&i| logits[i] == 3.0).collect();
+        let w: Vec<f64> = logits
+            .iter()
+            .map(|&l| ((l as f64 - 3.0) / 0.8).exp())
+            .collect();
+        let mut pool: Vec<usize> = (0..logits.len()).collect();
+        pool.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+        pool.truncate(10);
+        let p_top = w[top] / pool.iter().map(|&i| w[i]).sum::<f64>();
+        let draws = 4000;
+        let mut hits = 0;
+        for _ in 0..draws {
+            let t = sample(&logits, 0.8, Some(10), None, &mut rng) as usize;
+            assert!(pool.contains(&t), "{t} is outside the top-10 pool");
+            hits += usize::from(t == top);
+        }
+        let sd = (p_top * (1.0 - p_top) / draws as f64).sqrt();
+        let freq = hits as f64 / draws as f64;
+        assert!(
+            tied.len() > 1 && (freq - p_top).abs() < 4.0 * sd,
+            "{freq} vs {p_top}"
+        );
+    }
 }

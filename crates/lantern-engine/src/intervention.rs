@@ -313,6 +313,10 @@ impl Hooks {
     pub fn is_active(&self, point: HookPoint) -> bool {
         self.active.contains(&point)
     }
+    /// Whether an intervention (not just a capture) is attached to `point`.
+    pub fn intervenes(&self, point: HookPoint) -> bool {
+        self.interventions.iter().any(|(p, _)| *p == point)
+    }
     pub fn has_any(&self) -> bool {
         !self.active.is_empty()
     }

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod alloc;
 pub mod batch;
 pub mod cache;
 pub mod config;
@@ -28,6 +29,7 @@ pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 
+pub use alloc::keep_freed_memory;
 pub use batch::Batch;
 pub use cache::ActivationCache;
 pub use candle_core::{DType, Device, Tensor};
@@ -37,7 +39,7 @@ pub use generate::{BatchGeneration, GenerateConfig, Generation, Sampling, StopRe
 pub use hooks::{HookKind, HookPoint};
 pub use intervention::{HookContext, Hooks, Intervention, Op, Selection};
 pub use load::{default_model_path, load, load_path, LoadOptions, LoadedModel};
-pub use model::{KvCache, Logits, Model, Output};
+pub use model::{KvCache, Logits, Model, Output, Segment};
 pub use tokenizer::Tokenizer;
 
 impl Model {

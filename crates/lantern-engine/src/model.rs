@@ -64,6 +64,14 @@ impl Output {
     }
 }
 
+/// One continuation in a packed run ([`Model::run_packed_from`]): positions
+/// `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub len: usize,
+}
+
 /// Keys and values of past positions, for incremental decoding.
 #[derive(Debug, Clone)]
 pub struct KvCache {
@@ -126,6 +134,88 @@ impl KvCache {
         Ok(KvCache {
             layers,
             pad_left: self.pad_left.clone(),
+            len,
+        })
+    }
+
+    /// Row `row`'s first `len` real positions (after its left padding), as a one-row cache.
+    /// A view: no keys or values are copied.
+    pub fn row(&self, row: usize, len: usize) -> Result<KvCache> {
+        crate::error::check_index("cache row", row, self.pad_left.len())?;
+        let pad = self.pad_left[row];
+        if pad + len > self.len {
+            return Err(Error::invalid(format!(
+                "row {row} holds {} positions, not {len}",
+                self.len - pad
+            )));
+        }
+        let cut = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, row, 1)?.narrow(2, pad, len)?) };
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.as_ref()
+                    .map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?)))
+                    .transpose()
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache {
+            layers,
+            pad_left: vec![0],
+            len,
+        })
+    }
+
+    /// One-row caches of different lengths as one batch, each left-padded to the longest (the
+    /// padding is masked and positions count from each row's first real token).
+    pub fn stack(rows: &[KvCache]) -> Result<KvCache> {
+        let Some(first) = rows.first() else {
+            return Err(Error::invalid("no caches to stack"));
+        };
+        if let Some(r) = rows.iter().find(|r| r.pad_left != [0]) {
+            return Err(Error::invalid(format!(
+                "only unpadded one-row caches can be stacked (found left padding {:?})",
+                r.pad_left
+            )));
+        }
+        let len = rows.iter().map(|r| r.len).max().unwrap_or(0);
+        let n_layers = first.layers.len();
+        let mut layers = Vec::with_capacity(n_layers);
+        for l in 0..n_layers {
+            let held: Vec<&(Tensor, Tensor)> = rows
+                .iter()
+                .filter_map(|r| r.layers.get(l)?.as_ref())
+                .collect();
+            if held.is_empty() {
+                layers.push(None);
+                continue;
+            }
+            if held.len() != rows.len() {
+                return Err(Error::invalid(format!(
+                    "layer {l} is cached in some rows and not in others"
+                )));
+            }
+            let pad = |t: &Tensor| -> Result<Tensor> {
+                let (b, g, k, d) = t.dims4()?;
+                if k == len {
+                    return Ok(t.clone());
+                }
+                let zeros = Tensor::zeros((b, g, len - k, d), t.dtype(), t.device())?;
+                Ok(Tensor::cat(&[&zeros, t], 2)?)
+            };
+            let ks = held
+                .iter()
+                .map(|(k, _)| pad(k))
+                .collect::<Result<Vec<_>>>()?;
+            let vs = held
+                .iter()
+                .map(|(_, v)| pad(v))
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+        }
+        Ok(KvCache {
+            layers,
+            pad_left: rows.iter().map(|r| len - r.len).collect(),
             len,
         })
     }
@@ -263,6 +353,126 @@ impl Model {
         Ok(out)
     }
 
+    /// Resumes at block `layer` for new positions after those held in `cache`:
+    /// `resid_pre: [B, T, M]` is the residual stream of the new positions at `layer`, and the
+    /// cache must hold the earlier positions' keys and values for every block from `layer` on.
+    /// Blocks below `layer` are neither read nor extended, so afterwards the cache is only valid
+    /// from `layer` on. Patching sweeps use this to skip both the blocks below a patch and the
+    /// positions before it (which a causal model leaves unchanged).
+    pub fn run_cached_from(
+        &self,
+        layer: usize,
+        resid_pre: &Tensor,
+        cache: &mut KvCache,
+        hooks: &mut Hooks,
+        logits: Logits,
+    ) -> Result<Output> {
+        hooks.check(&self.cfg)?;
+        crate::error::check_index("layer", layer, self.cfg.n_layers)?;
+        let (b, t, m) = resid_pre.dims3()?;
+        if b != cache.pad_left.len() || m != self.cfg.d_model {
+            return Err(Error::ShapeMismatch {
+                name: format!("resid_pre for layer {layer}"),
+                expected: vec![cache.pad_left.len(), t, self.cfg.d_model],
+                found: resid_pre.dims().to_vec(),
+            });
+        }
+        if cache.len > 0 {
+            if let Some(l) = (layer..self.cfg.n_layers).find(|&l| cache.layers[l].is_none()) {
+                return Err(Error::invalid(format!(
+                    "the cache holds {} positions but no keys and values for layer {l}",
+                    cache.len
+                )));
+            }
+        }
+        let ctx = self.seq_ctx(&cache.pad_left, cache.len, t)?;
+        let out = self.blocks_from(
+            layer,
+            resid_pre.to_dtype(self.dtype)?,
+            &ctx,
+            Some(cache),
+            hooks,
+            logits,
+        )?;
+        cache.len += t;
+        Ok(out)
+    }
+
+    /// Runs several continuations of one cached row as a single packed sequence, from block
+    /// `layer` on. Segment `s` is the positions `start_s..start_s + len_s` of a sequence whose
+    /// positions before `start_s` are the ones `past` holds (a one-row cache); `resid_pre:
+    /// [1, N, M]` is the segments' residual streams at `layer`, concatenated (N = sum of lens).
+    /// Each segment attends to the cached positions before its start and to itself, never to
+    /// another segment, so it computes what a separate run would, without the padding a batch of
+    /// different lengths would need. Returns the logits of each segment's last position
+    /// (`[S, 1, V]`, so [`Output::last_logits`] gives `[S, V]`).
+    ///
+    /// Hooks see the packed `[1, N, ...]` tensors, and `HookContext::pos_offset` is 0: select by
+    /// packed index (a custom intervention), not by position. Points with a key axis
+    /// (`hook_attn_scores`, `hook_pattern`) hold the cached keys first, then the packed ones.
+    pub fn run_packed_from(
+        &self,
+        layer: usize,
+        resid_pre: &Tensor,
+        segments: &[Segment],
+        past: &KvCache,
+        hooks: &mut Hooks,
+    ) -> Result<Output> {
+        hooks.check(&self.cfg)?;
+        crate::error::check_index("layer", layer, self.cfg.n_layers)?;
+        let n: usize = segments.iter().map(|s| s.len).sum();
+        let expected = [1, n, self.cfg.d_model];
+        if resid_pre.dims() != expected {
+            return Err(Error::ShapeMismatch {
+                name: format!("packed resid_pre for layer {layer}"),
+                expected: expected.to_vec(),
+                found: resid_pre.dims().to_vec(),
+            });
+        }
+        if past.pad_left != [0] {
+            return Err(Error::invalid(
+                "a packed run continues one unpadded cached row",
+            ));
+        }
+        if let Some(s) = segments.iter().find(|s| s.len == 0 || s.start > past.len) {
+            return Err(Error::invalid(format!(
+                "segment {s:?} is empty or starts after the {} cached positions",
+                past.len
+            )));
+        }
+        if past.len > 0 {
+            if let Some(l) = (layer..self.cfg.n_layers).find(|&l| past.layers[l].is_none()) {
+                return Err(Error::invalid(format!(
+                    "the cache holds {} positions but no keys and values for layer {l}",
+                    past.len
+                )));
+            }
+        }
+        let ctx = self.packed_ctx(segments, past.len)?;
+        let mut cache = past.clone();
+        let out = self.blocks_from(
+            layer,
+            resid_pre.to_dtype(self.dtype)?,
+            &ctx,
+            Some(&mut cache),
+            hooks,
+            Logits::None,
+        )?;
+        let mut ends = Vec::with_capacity(segments.len());
+        let mut at = 0u32;
+        for s in segments {
+            at += s.len as u32;
+            ends.push(at - 1);
+        }
+        let ends = Tensor::new(ends.as_slice(), &self.device)?;
+        let last = out.resid_final.squeeze(0)?.index_select(&ends, 0)?;
+        let logits = self.unembed(&last)?.unsqueeze(1)?;
+        Ok(Output {
+            logits: Some(logits),
+            resid_final: out.resid_final,
+        })
+    }
+
     /// The final norm and unembedding applied to residual vectors `[..., M]` -> logits `[..., V]`
     /// (what the forward pass does after the last block; no hooks).
     pub fn unembed(&self, resid: &Tensor) -> Result<Tensor> {
@@ -333,6 +543,62 @@ impl Model {
             pos_ids,
             masks,
             pos_offset: past,
+        })
+    }
+
+    /// Positions and masks of packed segments after `past` cached positions (see
+    /// [`Model::run_packed_from`]): keys are the cached positions, then the packed tokens.
+    fn packed_ctx(&self, segments: &[Segment], past: usize) -> Result<SeqCtx> {
+        // Per packed token: its segment and absolute position.
+        let mut seg_of = Vec::new();
+        let mut positions = Vec::new();
+        for (i, s) in segments.iter().enumerate() {
+            let end = s.start + s.len;
+            if end > self.cfg.max_positions {
+                return Err(Error::PromptTooLong {
+                    len: end,
+                    max: self.cfg.max_positions,
+                });
+            }
+            seg_of.extend(std::iter::repeat_n(i, s.len));
+            positions.extend((s.start..end).map(|p| p as u32));
+        }
+        let n = positions.len();
+        let k = past + n;
+        let mut masks = HashMap::new();
+        for window in self.cfg.sliding_window.iter().copied() {
+            if masks.contains_key(&window) {
+                continue;
+            }
+            let near = |q: u32, key: u32| window.is_none_or(|w| ((q - key) as usize) < w);
+            let mut m = vec![f32::NEG_INFINITY; n * k];
+            for qi in 0..n {
+                let (seg, q) = (&segments[seg_of[qi]], positions[qi]);
+                let row = &mut m[qi * k..(qi + 1) * k];
+                for (key, v) in row.iter_mut().enumerate().take(seg.start) {
+                    if near(q, key as u32) {
+                        *v = 0.0;
+                    }
+                }
+                // Own segment, up to and including this token.
+                let first = qi - (q as usize - seg.start);
+                for kj in first..=qi {
+                    if near(q, positions[kj]) {
+                        row[past + kj] = 0.0;
+                    }
+                }
+            }
+            masks.insert(window, Tensor::from_vec(m, (1, 1, n, k), &self.device)?);
+        }
+        Ok(SeqCtx {
+            positions: Tensor::from_vec(
+                positions.iter().map(|&p| p as f32).collect::<Vec<_>>(),
+                (1, n, 1),
+                &self.device,
+            )?,
+            pos_ids: Tensor::from_vec(positions, n, &self.device)?,
+            masks,
+            pos_offset: 0,
         })
     }
 
@@ -563,28 +829,37 @@ impl Model {
         let z = self.hook(hooks, p(HookKind::AttnZ), z, off)?;
 
         let result_point = p(HookKind::AttnResult);
-        if hooks.is_active(result_point) {
-            // Per-head contributions [B, T, H, M]; their sum plus b_O is the attention output.
-            let result = self.head_results(&a.o.wt, &z)?;
-            let result = self.hook(hooks, result_point, result, off)?;
-            let out = result.sum(2)?;
-            Ok(match &a.o.b {
-                Some(bias) => out.broadcast_add(bias)?,
-                None => out,
-            })
-        } else {
-            a.o.forward(&z.contiguous()?.reshape((b, t, h * d))?)
+        if !hooks.is_active(result_point) {
+            return a.o.forward(&z.contiguous()?.reshape((b, t, h * d))?);
         }
+        // Per-head contributions [B, T, H, M]; their sum plus b_O is the attention output.
+        let result = self.head_results(&a.o.wt, &z)?;
+        if !hooks.intervenes(result_point) {
+            // Captured only: the output is the usual projection, which is cheaper than summing
+            // the strided per-head view.
+            self.hook(hooks, result_point, result, off)?;
+            return a.o.forward(&z.contiguous()?.reshape((b, t, h * d))?);
+        }
+        let result = self.hook(hooks, result_point, result, off)?;
+        let out = result.sum(2)?;
+        Ok(match &a.o.b {
+            Some(bias) => out.broadcast_add(bias)?,
+            None => out,
+        })
     }
 
-    /// `z: [B, T, H, D]`, `wo_t: [H*D, M]` -> `[B, T, H, M]`.
+    /// `z: [B, T, H, D]`, `wo_t: [H*D, M]` -> `[B, T, H, M]`, a strided view of a head-major
+    /// `[H, B, T, M]` product (one batched matmul, no copy of the result).
     fn head_results(&self, wo_t: &Tensor, z: &Tensor) -> Result<Tensor> {
         let (b, t, h, d) = z.dims4()?;
         let m = wo_t.dim(1)?;
-        let zh = z.transpose(0, 2)?.contiguous()?.reshape((h, t * b, d))?; // [H, T*B, D] (t-major after transpose)
+        let zh = z
+            .permute((2, 0, 1, 3))?
+            .contiguous()?
+            .reshape((h, b * t, d))?; // [H, B*T, D]
         let wo = wo_t.reshape((h, d, m))?;
-        let r = zh.matmul(&wo)?.reshape((h, t, b, m))?; // [H, T, B, M]
-        Ok(r.permute((2, 1, 0, 3))?.contiguous()?)
+        let r = zh.matmul(&wo)?.reshape((h, b, t, m))?; // [H, B, T, M]
+        Ok(r.permute((1, 2, 0, 3))?)
     }
 
     /// `x: [B, T, M]` -> `[B, T, M]`.
