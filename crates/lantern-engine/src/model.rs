@@ -84,6 +84,28 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Errors unless the cache is empty or holds keys and values for every layer from `layer` on.
+    fn check_layers_from(&self, layer: usize) -> Result<()> {
+        match (layer..self.layers.len()).find(|&l| self.len > 0 && self.layers[l].is_none()) {
+            Some(l) => Err(Error::invalid(format!(
+                "the cache holds {} positions but no keys and values for layer {l}",
+                self.len
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every cached layer's keys and values through `f`.
+    fn map_layers(
+        &self,
+        f: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Vec<Option<(Tensor, Tensor)>>> {
+        self.layers
+            .iter()
+            .map(|l| l.as_ref().map(|(k, v)| Ok((f(k)?, f(v)?))).transpose())
+            .collect()
+    }
+
     /// A one-row cache repeated to `rows` rows (a shared prompt prefix reused across a batch).
     pub fn expand(&self, rows: usize) -> Result<KvCache> {
         if self.pad_left.len() != 1 {
@@ -97,15 +119,7 @@ impl KvCache {
             dims[0] = rows;
             Ok(t.broadcast_as(dims)?.contiguous()?)
         };
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref()
-                    .map(|(k, v)| Ok::<_, Error>((grow(k)?, grow(v)?)))
-                    .transpose()
-            })
-            .collect::<Result<_>>()?;
+        let layers = self.map_layers(grow)?;
         Ok(KvCache {
             layers,
             pad_left: vec![self.pad_left[0]; rows],
@@ -121,16 +135,8 @@ impl KvCache {
                 self.len
             )));
         }
-        let cut = |t: &Tensor| t.narrow(2, 0, len).map_err(Error::from);
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref()
-                    .map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?)))
-                    .transpose()
-            })
-            .collect::<Result<_>>()?;
+        let cut = |t: &Tensor| Ok(t.narrow(2, 0, len)?);
+        let layers = self.map_layers(cut)?;
         Ok(KvCache {
             layers,
             pad_left: self.pad_left.clone(),
@@ -150,15 +156,7 @@ impl KvCache {
             )));
         }
         let cut = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, row, 1)?.narrow(2, pad, len)?) };
-        let layers = self
-            .layers
-            .iter()
-            .map(|l| {
-                l.as_ref()
-                    .map(|(k, v)| Ok::<_, Error>((cut(k)?, cut(v)?)))
-                    .transpose()
-            })
-            .collect::<Result<_>>()?;
+        let layers = self.map_layers(cut)?;
         Ok(KvCache {
             layers,
             pad_left: vec![0],
@@ -377,14 +375,7 @@ impl Model {
                 found: resid_pre.dims().to_vec(),
             });
         }
-        if cache.len > 0 {
-            if let Some(l) = (layer..self.cfg.n_layers).find(|&l| cache.layers[l].is_none()) {
-                return Err(Error::invalid(format!(
-                    "the cache holds {} positions but no keys and values for layer {l}",
-                    cache.len
-                )));
-            }
-        }
+        cache.check_layers_from(layer)?;
         let ctx = self.seq_ctx(&cache.pad_left, cache.len, t)?;
         let out = self.blocks_from(
             layer,
@@ -440,14 +431,7 @@ impl Model {
                 past.len
             )));
         }
-        if past.len > 0 {
-            if let Some(l) = (layer..self.cfg.n_layers).find(|&l| past.layers[l].is_none()) {
-                return Err(Error::invalid(format!(
-                    "the cache holds {} positions but no keys and values for layer {l}",
-                    past.len
-                )));
-            }
-        }
+        past.check_layers_from(layer)?;
         let ctx = self.packed_ctx(segments, past.len)?;
         let mut cache = past.clone();
         let out = self.blocks_from(
