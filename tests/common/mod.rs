@@ -71,16 +71,27 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
     let a = a.to_dtype(DType::F32).unwrap();
     let b = b.to_dtype(DType::F32).unwrap();
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .max(0)
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    max_abs(&(a - b).unwrap())
+}
+
+/// The committed tokenizer cases of a fixture: `(text, reference ids, the whole case)`.
+pub fn tokenizer_cases(fixture: &str) -> Vec<(String, Vec<u32>, serde_json::Value)> {
+    let path = fixture_dir(fixture).join("tokenizer_cases.json");
+    let cases: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    cases
+        .into_iter()
+        .map(|case| {
+            let text = case["text"].as_str().unwrap().to_string();
+            let ids = case["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap() as u32)
+                .collect();
+            (text, ids, case)
+        })
+        .collect()
 }
 
 pub fn ids_of(t: &Tensor) -> Vec<Vec<u32>> {

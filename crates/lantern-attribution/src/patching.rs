@@ -338,18 +338,19 @@ pub fn patch_sweep(
     let kind = target.kind();
     let batch_size = opts.batch_size.max(1);
     let n_layers = model.config().n_layers;
-    // Keys and values of the corrupted run: a patch at position p leaves positions before p as
-    // they were, so they are read from here rather than recomputed.
-    let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
-    model.run_cached(
-        &corrupted.ids_tensor(model.device())?,
-        &mut corrupted_kv,
-        &mut Hooks::new(),
-        Logits::None,
-    )?;
     // Patches at one position run packed: each as the positions from its own on, sharing the
     // corrupted run's keys and values before it (points with a key axis are patched unpacked).
-    let packable = !matches!(kind, HookKind::AttnScores | HookKind::AttnPattern);
+    let packable = !matches!(kind, HookKind::AttnScores | HookKind::AttnPattern)
+        && cells.iter().any(|c| c.pos.is_some());
+    let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
+    if packable {
+        model.run_cached(
+            &corrupted.ids_tensor(model.device())?,
+            &mut corrupted_kv,
+            &mut Hooks::new(),
+            Logits::None,
+        )?;
+    }
     for layer in 0..n_layers {
         let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
         let point = HookPoint::block(layer, kind);
