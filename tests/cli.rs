@@ -8,8 +8,10 @@ use std::process::Command;
 use common::*;
 
 fn lantern(args: &[&str]) -> (bool, String, String) {
+    // With backtraces on, as many users have them: errors must still be one clear message.
     let out = Command::new(env!("CARGO_BIN_EXE_lantern"))
         .args(args)
+        .env("RUST_BACKTRACE", "1")
         .output()
         .expect("runs");
     (
@@ -132,7 +134,32 @@ fn generate_with_an_intervention_and_cache_export() {
 
 #[test]
 fn bad_input_exits_non_zero_with_a_clear_message() {
+    // A GGUF header that promises tensors and metadata, then ends.
+    let truncated = scratch("truncated").join("model.gguf");
+    let mut header = b"GGUF".to_vec();
+    header.extend(3u32.to_le_bytes());
+    header.extend(5u64.to_le_bytes());
+    header.extend(2u64.to_le_bytes());
+    std::fs::write(&truncated, header).unwrap();
+    let truncated = truncated.to_str().unwrap().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["run".into(), truncated, "--prompt".into(), "x".into()],
+            "not a valid GGUF file",
+        ),
+        (
+            vec![
+                "shapley".into(),
+                model(),
+                "--template".into(),
+                "/no/such/template.txt".into(),
+                "--target".into(),
+                " A".into(),
+                "--batch-size".into(),
+                "0".into(),
+            ],
+            "--batch-size",
+        ),
         (
             vec![
                 "run".into(),
@@ -190,6 +217,10 @@ fn bad_input_exits_non_zero_with_a_clear_message() {
         assert!(!ok, "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(
+            !err.contains("backtrace.rs"),
+            "{args:?} printed a backtrace: {err}"
+        );
     }
     // A failed cache export leaves nothing behind.
     let dir = scratch("nocache");

@@ -164,7 +164,7 @@ pub struct PatchArgs {
     /// normalized (0 = corrupted, 1 = clean), logit_diff, or prob (of --target).
     #[arg(long, default_value = "normalized")]
     pub metric: String,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: usize,
     #[arg(long)]
     pub json: bool,

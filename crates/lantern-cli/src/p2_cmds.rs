@@ -44,7 +44,7 @@ pub struct ShapleyArgs {
     #[arg(long, default_value = "remove")]
     pub absent: String,
     /// Requests per forward batch.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: usize,
     /// Score with an OpenAI-compatible completions server (e.g. llama.cpp, vLLM) instead of a local model.
     #[arg(long)]

@@ -45,7 +45,7 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
     #[error(transparent)]
-    Candle(#[from] candle_core::Error),
+    Candle(candle_core::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
@@ -73,5 +73,20 @@ pub fn check_index(what: &'static str, index: usize, count: usize) -> Result<()>
         Ok(())
     } else {
         Err(Error::OutOfRange { what, index, count })
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Candle(without_backtrace(e))
+    }
+}
+
+/// candle appends a captured backtrace to its errors' messages when `RUST_BACKTRACE` is set;
+/// Lantern's messages name the problem, so the backtrace is dropped.
+pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
+        other => other,
     }
 }

@@ -31,8 +31,10 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::file(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader)
-            .map_err(|e| Error::file(path, format!("not a valid GGUF file: {e}")))?;
+        let content = Content::read(&mut reader).map_err(|e| {
+            let e = crate::error::without_backtrace(e);
+            Error::file(path, format!("not a valid GGUF file: {e}"))
+        })?;
         let arch = meta_str(&content, "general.architecture").map_err(|e| Error::file(path, e))?;
         let n_heads = meta_usize(&content, &format!("{arch}.attention.head_count"))
             .map_err(|e| Error::file(path, e))?;
@@ -224,7 +226,10 @@ impl TensorSource for GgufFile {
             .map_err(|e| {
                 Error::file(
                     &self.path,
-                    format!("tensor `{gguf}` could not be read: {e}"),
+                    format!(
+                        "tensor `{gguf}` could not be read: {}",
+                        crate::error::without_backtrace(e)
+                    ),
                 )
             })?;
         let mut t = q.dequantize(&Device::Cpu)?;
