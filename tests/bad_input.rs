@@ -14,15 +14,12 @@ fn err_of<T>(r: Result<T>) -> String {
     }
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lantern-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new(&format!("bad-{name}"))
 }
 
 /// A copy of a fixture folder whose files can be damaged.
-fn copy_fixture(name: &str, to: &str) -> std::path::PathBuf {
+fn copy_fixture(name: &str, to: &str) -> ScratchDir {
     let dir = scratch(to);
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {
         std::fs::copy(fixture_dir(name).join(f), dir.join(f)).unwrap();

@@ -25,11 +25,8 @@ fn model() -> String {
     fixture_dir("gpt2").display().to_string()
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lantern-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn scratch(name: &str) -> ScratchDir {
+    ScratchDir::new(&format!("cli-{name}"))
 }
 
 #[test]
@@ -135,7 +132,8 @@ fn generate_with_an_intervention_and_cache_export() {
 #[test]
 fn bad_input_exits_non_zero_with_a_clear_message() {
     // A GGUF header that promises tensors and metadata, then ends.
-    let truncated = scratch("truncated").join("model.gguf");
+    let dir = scratch("truncated");
+    let truncated = dir.join("model.gguf");
     let mut header = b"GGUF".to_vec();
     header.extend(3u32.to_le_bytes());
     header.extend(5u64.to_le_bytes());

@@ -520,7 +520,7 @@ fn cache_exports_to_safetensors_and_npy() {
         .capture_pattern(lm.model.config(), "blocks.*.hook_resid_post")
         .unwrap();
     lm.model.run(&batch, &mut hooks).unwrap();
-    let dir = tempdir();
+    let dir = ScratchDir::new("cache-export");
     let st = dir.join("cache.safetensors");
     hooks.cache.save_safetensors(&st).unwrap();
     let back = candle_core::safetensors::load(&st, &Device::Cpu).unwrap();
@@ -624,17 +624,6 @@ fn steering_is_active_at_every_generation_step() {
     );
     // Each step's capture has the new position only (after the prompt).
     assert_eq!(gen.step_caches[1].require(p).unwrap().dim(1).unwrap(), 1);
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "lantern-test-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lantern_engine::{load_path, DType, Device, LoadOptions, LoadedModel, Tensor};
 
@@ -11,6 +11,43 @@ pub fn repo_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .unwrap()
+}
+
+/// A fresh, empty folder under the system temp dir, removed when dropped. A failing (panicking)
+/// test keeps it and prints its path, so its files can be inspected.
+pub struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    /// `<temp>/lantern-<pid>-<name>`; `name` must be unique within the test binary.
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("lantern-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        Self(dir)
+    }
+}
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept the failed test's files in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 pub fn fixture_dir(name: &str) -> PathBuf {

@@ -2,12 +2,32 @@ use std::path::PathBuf;
 
 use lantern_states::{encode_labels, read_labelled_text, StatesError};
 
-fn tmp(name: &str, content: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lantern-states-loader-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
+/// A file in the temp dir, removed when dropped.
+struct TmpFile(PathBuf);
+
+impl std::ops::Deref for TmpFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TmpFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tmp(name: &str, content: &str) -> TmpFile {
+    let p = std::env::temp_dir().join(format!("lantern-states-{}-{name}", std::process::id()));
     std::fs::write(&p, content).unwrap();
-    p
+    TmpFile(p)
 }
 
 fn parse_line(e: StatesError) -> usize {
