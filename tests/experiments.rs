@@ -6,10 +6,8 @@ mod common;
 use common::*;
 use lantern_experiments::p1;
 
-fn out_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("lantern-exp-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn out_dir(name: &str) -> ScratchDir {
+    ScratchDir::new(&format!("exp-{name}"))
 }
 
 /// Σ log p(continuation tokens | prompt tokens) from one plain forward pass (the reference the
@@ -315,6 +313,33 @@ fn p3_pipeline_on_a_tiny_model() {
         a[2].iter().zip(&b[2]).any(|(x, y)| (x - y).abs() > 1e-9),
         "steering at step 2 must change the states"
     );
+    // The intervention check and its random-direction control cover every state.
+    let check = report
+        .intervention_check
+        .as_ref()
+        .expect("the tiny run finds edges");
+    assert_eq!(check.comparisons.len(), 5 * 5);
+    let control = report.steering_control.as_ref().unwrap();
+    assert_eq!(control.states.len(), 5);
+    for row in &control.states {
+        let values = [
+            row.own_at_step,
+            row.random_at_step,
+            row.own_next,
+            row.random_next,
+        ];
+        assert!(values.iter().all(|v| v.is_finite()), "{row:?}");
+        assert!(
+            row.own_at_step != 0.0 && row.random_at_step != 0.0,
+            "steering at the step changes the state: {row:?}"
+        );
+    }
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("intervention_check.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(saved["control"]["states"].as_array().unwrap().len(), 5);
+    assert!(out.join("steering_control.png").is_file());
     // A state below the threshold is never used silently.
     cfg.accuracy_threshold = 1.01;
     let e = lantern_experiments::p3::run_all(&lm, &cfg, &repo_root(), &out, &bar)

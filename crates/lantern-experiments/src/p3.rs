@@ -11,7 +11,9 @@
 //! 3. **Graph**: time-lagged causal discovery over the series, structural equations, cycles,
 //!    spectral radius, spread simulation (`lantern-causal`).
 //! 4. **Intervention check**: steer each state at one step and compare the observed change of
-//!    every state at the next step with the fitted equations' prediction.
+//!    every state at the next step with the fitted equations' prediction. The control steers a
+//!    seeded random direction the same way: how much a state moves under its own direction,
+//!    next to how much it moves under an unrelated push of the same size.
 //!
 //! Sentences and answers are measured in the same context format (`Q: … \nA:` then the text), so
 //! the probes see what the sessions produce; the first position of a sequence, whose residual is
@@ -309,11 +311,7 @@ pub fn run_sessions(
             cfg.accuracy_threshold
         );
     }
-    let idx: Vec<usize> = usable
-        .iter()
-        .map(|s| states.state_index(s).expect("usable state exists"))
-        .collect();
-    let steer_iv = match steer {
+    let steer = match steer {
         Some((name, steps)) => {
             let d = states.direction(name).with_context(|| {
                 format!(
@@ -324,11 +322,70 @@ pub fn run_sessions(
             if !usable.iter().any(|u| u == name) {
                 bail!("state `{name}` is flagged (held-out accuracy below the threshold) and is not steered");
             }
-            Some((
-                steering(d, cfg.steer_strength, cfg.renormalize, lm.model.device())?,
-                steps,
-            ))
+            Some(Steer {
+                label: name.to_string(),
+                direction: d.to_vec(),
+                steps: steps.to_vec(),
+            })
         }
+        None => None,
+    };
+    record_sessions(
+        lm, cfg, states, &usable, questions, n_sessions, n_steps, steer, progress,
+    )
+}
+
+/// A direction steered during generation at some steps of every session.
+struct Steer {
+    /// A state's name, or a description of the direction (the control's).
+    label: String,
+    direction: Vec<f32>,
+    steps: Vec<usize>,
+}
+
+/// A seeded random unit direction in `dim` dimensions (isotropic: Gaussian coordinates,
+/// Box–Muller), the steering control.
+pub fn random_direction(dim: usize, seed: u64) -> Vec<f32> {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut d: Vec<f64> = (0..dim)
+        .map(|_| {
+            let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
+            let u2: f64 = rng.random();
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        })
+        .collect();
+    let norm = d.iter().map(|v| v * v).sum::<f64>().sqrt();
+    d.iter_mut().for_each(|v| *v /= norm);
+    d.into_iter().map(|v| v as f32).collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record_sessions(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    states: &StateSet,
+    usable: &[String],
+    questions: &[String],
+    n_sessions: usize,
+    n_steps: usize,
+    steer: Option<Steer>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Sessions> {
+    let idx: Vec<usize> = usable
+        .iter()
+        .map(|s| states.state_index(s).expect("usable state exists"))
+        .collect();
+    let steer_iv = match &steer {
+        Some(st) => Some((
+            steering(
+                &st.direction,
+                cfg.steer_strength,
+                cfg.renormalize,
+                lm.model.device(),
+            )?,
+            &st.steps,
+        )),
         None => None,
     };
     let point = HookPoint::resid_post(cfg.layer);
@@ -406,15 +463,47 @@ pub fn run_sessions(
         progress(step + 1, n_steps);
     }
     Ok(Sessions {
-        states: usable,
+        states: usable.to_vec(),
         activations,
         transcripts,
-        steered: steer.map(|(s, t)| (s.to_string(), t.to_vec())),
+        steered: steer.map(|st| (st.label, st.steps)),
     })
 }
 
+/// The intervention check's control: each state's mean change (in the graph's standard-deviation
+/// units) when its own direction is steered at `check_step`, and when a seeded random direction
+/// is steered the same way (same strength, same renormalisation).
+#[derive(Debug, Clone, Serialize)]
+pub struct SteeringControl {
+    /// Seed of the random direction.
+    pub seed: u64,
+    pub states: Vec<ControlRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ControlRow {
+    pub state: String,
+    /// Change at the steered step under the state's own direction, and under the random one.
+    pub own_at_step: f64,
+    pub random_at_step: f64,
+    /// Change one step later (after steering has stopped), own and random.
+    pub own_next: f64,
+    pub random_next: f64,
+}
+
+/// Everything the intervention check measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct InterventionResults {
+    /// Observed effect of steering each state on every state one step later.
+    pub observed: Vec<ObservedEffect>,
+    /// The observed effects against the fitted equations' predictions.
+    pub check: lantern_causal::InterventionCheck,
+    pub control: SteeringControl,
+}
+
 /// Step 4: for each state, the observed effect at `check_step + 1` of steering it at
-/// `check_step`, in standard-deviation units of the fitted graph, next to the prediction.
+/// `check_step`, in standard-deviation units of the fitted graph, next to the prediction; and
+/// the same measurement for a seeded random direction, the control.
 pub fn intervention_check(
     lm: &LoadedModel,
     cfg: &P3Config,
@@ -422,7 +511,7 @@ pub fn intervention_check(
     questions: &[String],
     report: &GraphReport,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(Vec<ObservedEffect>, lantern_causal::InterventionCheck)> {
+) -> Result<InterventionResults> {
     let steps = cfg.check_step + 2;
     let base = run_sessions(
         lm,
@@ -434,8 +523,28 @@ pub fn intervention_check(
         None,
         &mut |_, _| {},
     )?;
-    let mut observed = Vec::new();
     let n = base.states.len();
+    let sd = |k: usize| {
+        report
+            .state_sds
+            .get(k)
+            .copied()
+            .filter(|v| *v > 0.0)
+            .unwrap_or(1.0)
+    };
+    // Mean change of state k at step t, steered sessions minus the base sessions (sd units).
+    let effect = |steered: &Sessions, t: usize, k: usize| -> f64 {
+        steered
+            .activations
+            .iter()
+            .zip(&base.activations)
+            .map(|(a, b)| a[t][k] - b[t][k])
+            .sum::<f64>()
+            / cfg.check_sessions.max(1) as f64
+            / sd(k)
+    };
+    let mut observed = Vec::new();
+    let mut own = Vec::with_capacity(n);
     for (i, parent) in base.states.iter().enumerate() {
         let steered = run_sessions(
             lm,
@@ -447,36 +556,57 @@ pub fn intervention_check(
             Some((parent.as_str(), &[cfg.check_step])),
             &mut |_, _| {},
         )?;
-        let mean_diff = |t: usize, k: usize| -> f64 {
-            steered
-                .activations
-                .iter()
-                .zip(&base.activations)
-                .map(|(a, b)| a[t][k] - b[t][k])
-                .sum::<f64>()
-                / cfg.check_sessions.max(1) as f64
-        };
-        let sd = |k: usize| {
-            report
-                .state_sds
-                .get(k)
-                .copied()
-                .filter(|v| *v > 0.0)
-                .unwrap_or(1.0)
-        };
-        let delta = mean_diff(cfg.check_step, i) / sd(i);
+        let delta = effect(&steered, cfg.check_step, i);
         for (k, child) in base.states.iter().enumerate() {
             observed.push(ObservedEffect {
                 from: parent.clone(),
                 to: child.clone(),
                 delta,
-                observed: mean_diff(cfg.check_step + 1, k) / sd(k),
+                observed: effect(&steered, cfg.check_step + 1, k),
             });
         }
-        progress(i + 1, n);
+        own.push((delta, effect(&steered, cfg.check_step + 1, i)));
+        progress(i + 1, n + 1);
     }
+    let seed = cfg.seed.wrapping_add(0x5eed);
+    let random = record_sessions(
+        lm,
+        cfg,
+        states,
+        &base.states,
+        questions,
+        cfg.check_sessions,
+        steps,
+        Some(Steer {
+            label: format!("random direction (seed {seed})"),
+            direction: random_direction(lm.model.config().d_model, seed),
+            steps: vec![cfg.check_step],
+        }),
+        &mut |_, _| {},
+    )?;
+    progress(n + 1, n + 1);
+    let control = SteeringControl {
+        seed,
+        states: base
+            .states
+            .iter()
+            .zip(own)
+            .enumerate()
+            .map(|(k, (state, (own_at_step, own_next)))| ControlRow {
+                state: state.clone(),
+                own_at_step,
+                random_at_step: effect(&random, cfg.check_step, k),
+                own_next,
+                random_next: effect(&random, cfg.check_step + 1, k),
+            })
+            .collect(),
+    };
     let check = report.check_interventions(&observed)?;
-    Ok((observed, check))
+    Ok(InterventionResults {
+        observed,
+        check,
+        control,
+    })
 }
 
 /// Everything P3 produced.
@@ -490,6 +620,7 @@ pub struct P3Report {
     pub graph: GraphReport,
     pub spread: Option<lantern_causal::SpreadResult>,
     pub intervention_check: Option<lantern_causal::InterventionCheck>,
+    pub steering_control: Option<SteeringControl>,
 }
 
 pub fn read_questions(path: &Path) -> Result<Vec<String>> {
@@ -591,19 +722,19 @@ pub fn run_all(
         dir.json("spread.json", s)?;
     }
     let check = if cfg.check_sessions > 0 && !report.edges.is_empty() {
-        let (observed, check) = intervention_check(
+        let results = intervention_check(
             lm,
             cfg,
             &states,
             &questions,
             &report,
-            &mut *bar("intervention check (states)", sessions.states.len()),
+            &mut *bar(
+                "intervention check (states + control)",
+                sessions.states.len() + 1,
+            ),
         )?;
-        dir.json(
-            "intervention_check.json",
-            &serde_json::json!({"observed": observed, "check": check}),
-        )?;
-        Some(check)
+        dir.json("intervention_check.json", &results)?;
+        Some(results)
     } else {
         None
     };
@@ -620,9 +751,35 @@ pub fn run_all(
         probe_accuracy: states.held_out.clone(),
         graph: report,
         spread,
-        intervention_check: check,
+        intervention_check: check.as_ref().map(|r| r.check.clone()),
+        steering_control: check.map(|r| r.control),
     };
     crate::p3_figures::all(&p3, &sessions, steered.as_ref(), cfg, &dir)?;
     dir.json("report.json", &p3)?;
     Ok(p3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_direction;
+
+    #[test]
+    fn random_direction_is_a_seeded_isotropic_unit_vector() {
+        let d = random_direction(4096, 7);
+        let norm: f64 = d.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+        assert_eq!(d, random_direction(4096, 7), "same seed, same direction");
+        let other = random_direction(4096, 8);
+        let cos: f64 = d
+            .iter()
+            .zip(&other)
+            .map(|(&a, &b)| a as f64 * b as f64)
+            .sum();
+        // Two independent isotropic directions in 4096 dims: cos ~ N(0, 1/4096), sd 0.016.
+        assert!(cos.abs() < 0.08, "cos {cos}");
+        // Gaussian coordinates: the squared coordinates of a unit vector average 1/dim, and
+        // about 68% of them lie within one sd (1/sqrt(dim)) of zero.
+        let within = d.iter().filter(|v| v.abs() < 1.0 / 64.0).count() as f64 / 4096.0;
+        assert!((within - 0.683).abs() < 0.03, "{within}");
+    }
 }

@@ -1,10 +1,10 @@
 //! P3's figures: the causal graph, one session's time series (and a steered one), the spread
-//! simulation, probe accuracies.
+//! simulation, probe accuracies, and the steering control (own direction vs a random one).
 
 use anyhow::Result;
 use lantern_plot::{
-    bar_chart, graph_figure, time_series, BarOptions, GraphEdge, GraphOptions, PlotOptions,
-    TimeSeriesOptions,
+    bar_chart, graph_figure, grouped_bar_chart, time_series, BarGroup, BarOptions, GraphEdge,
+    GraphOptions, PlotOptions, TimeSeriesOptions,
 };
 
 use crate::output::ResultsDir;
@@ -114,5 +114,40 @@ pub fn all(
     );
     opts.color_by_sign = false;
     bar_chart(&labels, &values, None, &opts, dir.path("probe_accuracy"))?;
+
+    if let Some(control) = &r.steering_control {
+        let rows = &control.states;
+        let names: Vec<&str> = rows.iter().map(|c| c.state.as_str()).collect();
+        let step = cfg.check_step;
+        let groups = [
+            BarGroup::new(
+                format!("own direction, step {step}"),
+                rows.iter().map(|c| c.own_at_step).collect(),
+            ),
+            BarGroup::new(
+                format!("random direction, step {step}"),
+                rows.iter().map(|c| c.random_at_step).collect(),
+            ),
+            BarGroup::new(
+                format!("own direction, step {}", step + 1),
+                rows.iter().map(|c| c.own_next).collect(),
+            ),
+            BarGroup::new(
+                format!("random direction, step {}", step + 1),
+                rows.iter().map(|c| c.random_next).collect(),
+            ),
+        ];
+        let opts = BarOptions::new(
+            PlotOptions::new(format!(
+                "Steering control: each state steered at step {step} vs a random direction \
+                 (strength {}, {} sessions)",
+                cfg.steer_strength, cfg.check_sessions
+            ))
+            .x_label("state")
+            .y_label("mean change of the state (SD units)")
+            .size(1100, 650),
+        );
+        grouped_bar_chart(&names, &groups, &opts, dir.path("steering_control"))?;
+    }
     Ok(())
 }
