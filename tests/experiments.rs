@@ -321,17 +321,23 @@ fn p3_pipeline_on_a_tiny_model() {
     assert_eq!(check.comparisons.len(), 5 * 5);
     let control = report.steering_control.as_ref().unwrap();
     assert_eq!(control.states.len(), 5);
+    assert_eq!(control.seeds.len(), 3, "three random directions by default");
     for row in &control.states {
-        let values = [
-            row.own_at_step,
-            row.random_at_step,
-            row.own_next,
-            row.random_next,
-        ];
-        assert!(values.iter().all(|v| v.is_finite()), "{row:?}");
+        assert_eq!((row.random_at_step.len(), row.random_next.len()), (3, 3));
+        let values = [row.own_at_step, row.own_next]
+            .into_iter()
+            .chain(row.random_at_step.iter().copied())
+            .chain(row.random_next.iter().copied());
+        assert!(values.into_iter().all(f64::is_finite), "{row:?}");
         assert!(
-            row.own_at_step != 0.0 && row.random_at_step != 0.0,
+            row.own_at_step != 0.0 && row.random_at_step.iter().all(|v| *v != 0.0),
             "steering at the step changes the state: {row:?}"
+        );
+        let mean = row.random_at_step.iter().sum::<f64>() / 3.0;
+        assert!((row.random_at_step_mean - mean).abs() < 1e-12);
+        assert!(
+            row.random_at_step_sd > 0.0,
+            "different directions, different effects"
         );
     }
     let saved: serde_json::Value = serde_json::from_str(

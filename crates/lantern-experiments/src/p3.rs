@@ -56,6 +56,7 @@ defaults! {
     d_true: bool = true;
     d_check_step: usize = 4;
     d_check_sessions: usize = 8;
+    d_control_directions: usize = 3;
     d_tau: usize = 1;
     d_alpha: f64 = 0.05;
     d_bootstrap: usize = 50;
@@ -112,6 +113,9 @@ pub struct P3Config {
     pub check_step: usize,
     #[serde(default = "d_check_sessions")]
     pub check_sessions: usize,
+    /// The check's control: this many seeded random directions, steered the same way (default 3).
+    #[serde(default = "d_control_directions")]
+    pub control_directions: usize,
     /// Causal discovery: maximum lag (1), significance (0.05), bootstrap resamples (50).
     #[serde(default = "d_tau")]
     pub tau_max: usize,
@@ -471,24 +475,41 @@ fn record_sessions(
 }
 
 /// The intervention check's control: each state's mean change (in the graph's standard-deviation
-/// units) when its own direction is steered at `check_step`, and when a seeded random direction
-/// is steered the same way (same strength, same renormalisation).
+/// units) when its own direction is steered at `check_step`, and when seeded random directions
+/// are steered the same way (same strength, same renormalisation).
 #[derive(Debug, Clone, Serialize)]
 pub struct SteeringControl {
-    /// Seed of the random direction.
-    pub seed: u64,
+    /// Seeds of the random directions.
+    pub seeds: Vec<u64>,
     pub states: Vec<ControlRow>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ControlRow {
     pub state: String,
-    /// Change at the steered step under the state's own direction, and under the random one.
+    /// Change at the steered step under the state's own direction.
     pub own_at_step: f64,
-    pub random_at_step: f64,
-    /// Change one step later (after steering has stopped), own and random.
+    /// Change at the steered step under each random direction, their mean and sample SD
+    /// (0 with one direction).
+    pub random_at_step: Vec<f64>,
+    pub random_at_step_mean: f64,
+    pub random_at_step_sd: f64,
+    /// The same one step later, after steering has stopped.
     pub own_next: f64,
-    pub random_next: f64,
+    pub random_next: Vec<f64>,
+    pub random_next_mean: f64,
+    pub random_next_sd: f64,
+}
+
+/// Mean and sample standard deviation (0 for fewer than two values).
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n.max(1.0);
+    if v.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
 }
 
 /// Everything the intervention check measured.
@@ -498,7 +519,8 @@ pub struct InterventionResults {
     pub observed: Vec<ObservedEffect>,
     /// The observed effects against the fitted equations' predictions.
     pub check: lantern_causal::InterventionCheck,
-    pub control: SteeringControl,
+    /// None when `control_directions` is 0.
+    pub control: Option<SteeringControl>,
 }
 
 /// Step 4: for each state, the observed effect at `check_step + 1` of steering it at
@@ -566,41 +588,61 @@ pub fn intervention_check(
             });
         }
         own.push((delta, effect(&steered, cfg.check_step + 1, i)));
-        progress(i + 1, n + 1);
+        progress(i + 1, n + cfg.control_directions);
     }
-    let seed = cfg.seed.wrapping_add(0x5eed);
-    let random = record_sessions(
-        lm,
-        cfg,
-        states,
-        &base.states,
-        questions,
-        cfg.check_sessions,
-        steps,
-        Some(Steer {
-            label: format!("random direction (seed {seed})"),
-            direction: random_direction(lm.model.config().d_model, seed),
-            steps: vec![cfg.check_step],
-        }),
-        &mut |_, _| {},
-    )?;
-    progress(n + 1, n + 1);
-    let control = SteeringControl {
-        seed,
+    let seeds: Vec<u64> = (0..cfg.control_directions as u64)
+        .map(|j| cfg.seed.wrapping_add(0x5eed + j))
+        .collect();
+    let mut random = Vec::with_capacity(seeds.len());
+    for (j, &seed) in seeds.iter().enumerate() {
+        random.push(record_sessions(
+            lm,
+            cfg,
+            states,
+            &base.states,
+            questions,
+            cfg.check_sessions,
+            steps,
+            Some(Steer {
+                label: format!("random direction (seed {seed})"),
+                direction: random_direction(lm.model.config().d_model, seed),
+                steps: vec![cfg.check_step],
+            }),
+            &mut |_, _| {},
+        )?);
+        progress(n + j + 1, n + cfg.control_directions);
+    }
+    let control = (!seeds.is_empty()).then(|| SteeringControl {
+        seeds,
         states: base
             .states
             .iter()
             .zip(own)
             .enumerate()
-            .map(|(k, (state, (own_at_step, own_next)))| ControlRow {
-                state: state.clone(),
-                own_at_step,
-                random_at_step: effect(&random, cfg.check_step, k),
-                own_next,
-                random_next: effect(&random, cfg.check_step + 1, k),
+            .map(|(k, (state, (own_at_step, own_next)))| {
+                let at: Vec<f64> = random
+                    .iter()
+                    .map(|r| effect(r, cfg.check_step, k))
+                    .collect();
+                let next: Vec<f64> = random
+                    .iter()
+                    .map(|r| effect(r, cfg.check_step + 1, k))
+                    .collect();
+                let ((at_mean, at_sd), (next_mean, next_sd)) = (mean_sd(&at), mean_sd(&next));
+                ControlRow {
+                    state: state.clone(),
+                    own_at_step,
+                    random_at_step: at,
+                    random_at_step_mean: at_mean,
+                    random_at_step_sd: at_sd,
+                    own_next,
+                    random_next: next,
+                    random_next_mean: next_mean,
+                    random_next_sd: next_sd,
+                }
             })
             .collect(),
-    };
+    });
     let check = report.check_interventions(&observed)?;
     Ok(InterventionResults {
         observed,
@@ -729,8 +771,8 @@ pub fn run_all(
             &questions,
             &report,
             &mut *bar(
-                "intervention check (states + control)",
-                sessions.states.len() + 1,
+                "intervention check (states + random directions)",
+                sessions.states.len() + cfg.control_directions,
             ),
         )?;
         dir.json("intervention_check.json", &results)?;
@@ -752,7 +794,7 @@ pub fn run_all(
         graph: report,
         spread,
         intervention_check: check.as_ref().map(|r| r.check.clone()),
-        steering_control: check.map(|r| r.control),
+        steering_control: check.and_then(|r| r.control),
     };
     crate::p3_figures::all(&p3, &sessions, steered.as_ref(), cfg, &dir)?;
     dir.json("report.json", &p3)?;

@@ -8,7 +8,7 @@ use lantern_plot::{
 };
 
 use crate::output::ResultsDir;
-use crate::p3::{P3Config, P3Report, Sessions};
+use crate::p3::{ControlRow, P3Config, P3Report, Sessions};
 
 pub fn all(
     r: &P3Report,
@@ -119,29 +119,42 @@ pub fn all(
         let rows = &control.states;
         let names: Vec<&str> = rows.iter().map(|c| c.state.as_str()).collect();
         let step = cfg.check_step;
+        let k = control.seeds.len();
+        let random = |name: String, mean: fn(&ControlRow) -> f64, sd: fn(&ControlRow) -> f64| {
+            let mut g = BarGroup::new(name, rows.iter().map(mean).collect());
+            if k > 1 {
+                g.errors = Some(rows.iter().map(sd).collect());
+            }
+            g
+        };
         let groups = [
             BarGroup::new(
                 format!("own direction, step {step}"),
                 rows.iter().map(|c| c.own_at_step).collect(),
             ),
-            BarGroup::new(
-                format!("random direction, step {step}"),
-                rows.iter().map(|c| c.random_at_step).collect(),
+            random(
+                format!("random directions, step {step}"),
+                |c| c.random_at_step_mean,
+                |c| c.random_at_step_sd,
             ),
             BarGroup::new(
                 format!("own direction, step {}", step + 1),
                 rows.iter().map(|c| c.own_next).collect(),
             ),
-            BarGroup::new(
-                format!("random direction, step {}", step + 1),
-                rows.iter().map(|c| c.random_next).collect(),
+            random(
+                format!("random directions, step {}", step + 1),
+                |c| c.random_next_mean,
+                |c| c.random_next_sd,
             ),
         ];
         let opts = BarOptions::new(
             PlotOptions::new(format!(
-                "Steering control: each state steered at step {step} vs a random direction \
-                 (strength {}, {} sessions)",
-                cfg.steer_strength, cfg.check_sessions
+                "Steering control: each state steered at step {step} vs {k} random direction{} \
+                 (mean{}; strength {}, {} sessions)",
+                if k == 1 { "" } else { "s" },
+                if k > 1 { " ± SD over directions" } else { "" },
+                cfg.steer_strength,
+                cfg.check_sessions
             ))
             .x_label("state")
             .y_label("mean change of the state (SD units)")
