@@ -149,12 +149,11 @@ pub fn all(
         ];
         let opts = BarOptions::new(
             PlotOptions::new(format!(
-                "Steering control: each state steered at step {step} vs {k} random direction{} \
-                 (mean{}; strength {}, {} sessions)",
+                "Steering at step {step}: own direction vs {k} random direction{} \
+                 (strength {}{})",
                 if k == 1 { "" } else { "s" },
-                if k > 1 { " ± SD over directions" } else { "" },
                 cfg.steer_strength,
-                cfg.check_sessions
+                if k > 1 { "; mean ± SD" } else { "" },
             ))
             .x_label("state")
             .y_label("mean change of the state (SD units)")

@@ -284,11 +284,13 @@ pub(crate) fn fit_width<DB: DrawingBackend>(
     c: &Canvas<'_, DB>,
     s: &str,
     size: f64,
+    bold: bool,
     max_w: f64,
 ) -> Result<String> {
     let mut n = s.chars().count();
     let mut cur = s.to_string();
-    while n > 2 && c.text_size(&cur, size, false)?.0 > max_w {
+    // Measured in the weight it is drawn in: bold text is wider.
+    while n > 2 && c.text_size(&cur, size, bold)?.0 > max_w {
         n -= 1;
         cur = abbreviate(s, n);
     }
@@ -403,7 +405,7 @@ impl Frame {
         let ext = if x_rot {
             let max_ext = c.h * 0.3;
             for m in xt.major.iter_mut() {
-                m.1 = fit_width(c, &m.1, TICK_SIZE, max_ext)?;
+                m.1 = fit_width(c, &m.1, TICK_SIZE, false, max_ext)?;
             }
             let labels: Vec<String> = xt.major.iter().map(|m| m.1.clone()).collect();
             max_width(c, &labels, TICK_SIZE)?
@@ -550,7 +552,7 @@ pub(crate) fn draw_title<DB: DrawingBackend>(
     if title.is_empty() {
         return Ok(());
     }
-    let title = fit_width(c, title, TITLE_SIZE, c.w - 2.0 * PAD)?;
+    let title = fit_width(c, title, TITLE_SIZE, true, c.w - 2.0 * PAD)?;
     let w = c.text_size(&title, TITLE_SIZE, true)?.0;
     let cx = cx.clamp(PAD + w / 2.0, (c.w - PAD - w / 2.0).max(PAD + w / 2.0));
     c.text(
@@ -799,6 +801,25 @@ pub(crate) fn polyline_obstacles(pts: &[Pt], out: &mut Vec<Rect>) {
 mod tests {
     use super::*;
     use crate::canvas::dash_polyline;
+    use plotters::prelude::{IntoDrawingArea, SVGBackend};
+
+    #[test]
+    fn a_long_bold_title_is_shortened_to_fit_in_bold() {
+        let mut svg = String::new();
+        let area = SVGBackend::with_string(&mut svg, (600, 400)).into_drawing_area();
+        let c = Canvas::new(&area, 1.0, 600.0, 400.0);
+        let title = "Steering control: each state steered at step 4 vs 3 random directions \
+                     (mean ± SD over directions; strength 4, 6 sessions)";
+        let max_w = c.w - 2.0 * PAD;
+        let fitted = fit_width(&c, title, TITLE_SIZE, true, max_w).unwrap();
+        assert!(fitted.chars().count() < title.chars().count(), "{fitted}");
+        assert!(c.text_size(&fitted, TITLE_SIZE, true).unwrap().0 <= max_w);
+        let short = "Probe accuracy";
+        assert_eq!(
+            fit_width(&c, short, TITLE_SIZE, true, max_w).unwrap(),
+            short
+        );
+    }
 
     #[test]
     fn linear_ticks_are_nice_and_cover_range() {

@@ -99,7 +99,7 @@ impl Figure for HeatmapFigure<'_> {
         let ext = if rot {
             let max_ext = c.h * 0.28;
             for s in cols.iter_mut() {
-                *s = fit_width(c, s, TICK_SIZE, max_ext)?;
+                *s = fit_width(c, s, TICK_SIZE, false, max_ext)?;
             }
             Self::max_text_width(c, &cols, TICK_SIZE)?
         } else {
