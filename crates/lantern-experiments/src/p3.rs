@@ -11,9 +11,9 @@
 //! 3. **Graph**: time-lagged causal discovery over the series, structural equations, cycles,
 //!    spectral radius, spread simulation (`lantern-causal`).
 //! 4. **Intervention check**: steer each state at one step and compare the observed change of
-//!    every state at the next step with the fitted equations' prediction. The control steers a
-//!    seeded random direction the same way: how much a state moves under its own direction,
-//!    next to how much it moves under an unrelated push of the same size.
+//!    every state at the next step with the fitted equations' prediction. The control steers
+//!    seeded random directions the same way: how much a state moves under its own direction,
+//!    next to how much it moves under unrelated pushes of the same size.
 //!
 //! Sentences and answers are measured in the same context format (`Q: … \nA:` then the text), so
 //! the probes see what the sessions produce; the first position of a sequence, whose residual is
@@ -525,7 +525,7 @@ pub struct InterventionResults {
 
 /// Step 4: for each state, the observed effect at `check_step + 1` of steering it at
 /// `check_step`, in standard-deviation units of the fitted graph, next to the prediction; and
-/// the same measurement for a seeded random direction, the control.
+/// the same measurements for seeded random directions, the control.
 pub fn intervention_check(
     lm: &LoadedModel,
     cfg: &P3Config,
@@ -579,15 +579,18 @@ pub fn intervention_check(
             &mut |_, _| {},
         )?;
         let delta = effect(&steered, cfg.check_step, i);
-        for (k, child) in base.states.iter().enumerate() {
+        let next: Vec<f64> = (0..n)
+            .map(|k| effect(&steered, cfg.check_step + 1, k))
+            .collect();
+        own.push((delta, next[i]));
+        for (child, observed_next) in base.states.iter().zip(next) {
             observed.push(ObservedEffect {
                 from: parent.clone(),
                 to: child.clone(),
                 delta,
-                observed: effect(&steered, cfg.check_step + 1, k),
+                observed: observed_next,
             });
         }
-        own.push((delta, effect(&steered, cfg.check_step + 1, i)));
         progress(i + 1, n + cfg.control_directions);
     }
     let seeds: Vec<u64> = (0..cfg.control_directions as u64)
@@ -812,11 +815,7 @@ mod tests {
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
         assert_eq!(d, random_direction(4096, 7), "same seed, same direction");
         let other = random_direction(4096, 8);
-        let cos: f64 = d
-            .iter()
-            .zip(&other)
-            .map(|(&a, &b)| a as f64 * b as f64)
-            .sum();
+        let cos = lantern_states::cosine(&d, &other);
         // Two independent isotropic directions in 4096 dims: cos ~ N(0, 1/4096), sd 0.016.
         assert!(cos.abs() < 0.08, "cos {cos}");
         // Gaussian coordinates: the squared coordinates of a unit vector average 1/dim, and

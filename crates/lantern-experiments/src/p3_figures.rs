@@ -1,5 +1,5 @@
 //! P3's figures: the causal graph, one session's time series (and a steered one), the spread
-//! simulation, probe accuracies, and the steering control (own direction vs a random one).
+//! simulation, probe accuracies, and the steering control (own direction vs random ones).
 
 use anyhow::Result;
 use lantern_plot::{
