@@ -9,7 +9,7 @@ use lantern_attribution::{patch_sweep, rank_heads, MetricKind, PatchGrid, PatchT
 use lantern_engine::Batch;
 use lantern_experiments::experiment::ExperimentFile;
 use lantern_experiments::output::ResultsDir;
-use lantern_experiments::p1::{self, artefacts, HeadIndex, PatchReport, ScaleReport};
+use lantern_experiments::p1::{self, artefacts, CommandJson, HeadIndex, PatchReport, ScaleReport};
 
 use crate::util::{print_json, progress, ModelArgs};
 
@@ -64,7 +64,7 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
         artefacts::write_heads_map(&ResultsDir::create(out)?, &map)?;
     }
     if a.json {
-        return print_json(&map);
+        return print_json(&map.to_json()?);
     }
     println!("{}", map.metric);
     println!("largest |attribution|:");
@@ -162,7 +162,7 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         artefacts::write_patch_report(&dir, &report, &a.hook, &a.metric)?;
     }
     if a.json {
-        return print_json(&report);
+        return print_json(&report.to_json()?);
     }
     let r = &report.result;
     println!(
@@ -253,7 +253,7 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         artefacts::write_scale_report(&ResultsDir::create(out)?, &report)?;
     }
     if a.json {
-        return print_json(&report);
+        return print_json(&report.to_json()?);
     }
     println!(
         "{:>7} {:>11} {:>10} {:>7}",

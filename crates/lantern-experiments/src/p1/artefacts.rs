@@ -10,7 +10,7 @@ use lantern_plot::{
 };
 
 use super::steps::{
-    Baseline, HeadAttribution, HeadSweep, HeadsMap, P1Report, PatchReport, Patching, ScaleReport,
+    Baseline, CommandJson, HeadAttribution, HeadSweep, HeadsMap, P1Report, PatchReport, Patching, ScaleReport,
 };
 use crate::output::{grid_csv, ResultsDir};
 
@@ -21,7 +21,7 @@ fn labels(n: usize, prefix: &str) -> Vec<String> {
 
 /// What `lantern heads --out` writes: `heads.json`, `heads.csv` and the `heads_dla` heatmap.
 pub fn write_heads_map(dir: &ResultsDir, map: &HeadsMap) -> Result<()> {
-    dir.json("heads.json", map)?;
+    dir.json("heads.json", &map.to_json()?)?;
     heads_csv(dir, "heads.csv", &map.values)?;
     heads_heatmap(
         dir,
@@ -86,7 +86,7 @@ pub fn write_patch_report(
     metric: &str,
 ) -> Result<()> {
     let r = &report.result;
-    dir.json("patching.json", report)?;
+    dir.json("patching.json", &report.to_json()?)?;
     dir.csv(
         "patching.csv",
         &grid_csv("row\\col", &r.row_labels, &r.col_labels, &r.values),
@@ -143,7 +143,7 @@ pub fn write_patching(dir: &ResultsDir, patching: &Patching) -> Result<()> {
 /// What `lantern scale --out` writes: `scale.json` and the `scale` chart of answer rates
 /// against alpha.
 pub fn write_scale_report(dir: &ResultsDir, report: &ScaleReport) -> Result<()> {
-    dir.json("scale.json", report)?;
+    dir.json("scale.json", &report.to_json()?)?;
     let heads: Vec<String> = report
         .heads
         .iter()

@@ -495,7 +495,7 @@ pub struct P1Report {
 }
 
 /// One `[layer][head]` attribution map and what it measures: what `lantern heads` prints and
-/// writes. The fields are in alphabetical order, the key order its JSON has always had.
+/// writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct HeadsMap {
     pub heads: usize,
@@ -550,7 +550,7 @@ pub fn prompt_heads(
 }
 
 /// One patching sweep with the clean prompt's tokens and its run time: what `lantern patch`
-/// prints and writes (fields in its JSON's key order).
+/// prints and writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct PatchReport {
     pub result: PatchResult,
@@ -558,8 +558,7 @@ pub struct PatchReport {
     pub tokens: Vec<String>,
 }
 
-/// An alpha sweep of one or more heads scaled together: what `lantern scale` prints and writes
-/// (fields in its JSON's key order).
+/// An alpha sweep of one or more heads scaled together: what `lantern scale` prints and writes.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScaleReport {
     /// `(layer, head)`.
@@ -593,3 +592,15 @@ impl From<HeadIndex> for (usize, usize) {
         (h.layer, h.head)
     }
 }
+
+/// The JSON of the `heads`, `patch` and `scale` commands (printed with `--json`, written to
+/// `--out`): keys sorted at every level, the layout these outputs have always had.
+pub trait CommandJson: Serialize {
+    fn to_json(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self)?)
+    }
+}
+
+impl CommandJson for HeadsMap {}
+impl CommandJson for PatchReport {}
+impl CommandJson for ScaleReport {}
