@@ -76,10 +76,7 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
 
 fn p1_config(path: &std::path::Path) -> Result<(ExperimentFile, p1::P1Config)> {
     let file = ExperimentFile::read(path)?;
-    let cfg = file
-        .p1
-        .clone()
-        .with_context(|| format!("{} has no [p1] table", path.display()))?;
+    let cfg = file.p1_table()?;
     Ok((file, cfg))
 }
 

@@ -14,10 +14,7 @@ use crate::util::{print_json, progress, ModelArgs};
 
 fn p3_config(path: &std::path::Path) -> Result<(ExperimentFile, p3::P3Config)> {
     let file = ExperimentFile::read(path)?;
-    let cfg = file
-        .p3
-        .clone()
-        .with_context(|| format!("{} has no [p3] table", path.display()))?;
+    let cfg = file.p3_table()?;
     Ok((file, cfg))
 }
 

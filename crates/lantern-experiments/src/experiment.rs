@@ -44,6 +44,18 @@ impl ExperimentFile {
         file.path = path.to_path_buf();
         Ok(file)
     }
+    /// The `[p1]` table, or an error naming the file that lacks it.
+    pub fn p1_table(&self) -> Result<p1::P1Config> {
+        self.p1
+            .clone()
+            .with_context(|| format!("{} has no [p1] table", self.path.display()))
+    }
+    /// The `[p3]` table, or an error naming the file that lacks it.
+    pub fn p3_table(&self) -> Result<p3::P3Config> {
+        self.p3
+            .clone()
+            .with_context(|| format!("{} has no [p3] table", self.path.display()))
+    }
     /// The folder paths inside the file are relative to.
     pub fn base_dir(&self) -> PathBuf {
         self.path
