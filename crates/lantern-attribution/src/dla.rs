@@ -114,6 +114,8 @@ pub fn direct_logit_attribution(
     }
     let out = model.run_with(batch, &mut hooks, Logits::All)?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
+    // Attributions of a NaN are NaN: stop at the hook point where it first appears instead.
+    lantern_engine::finite::ensure_finite(model, batch, &Hooks::new(), &logits)?;
     let at = |t: &Tensor| -> Result<Tensor> {
         Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
     };

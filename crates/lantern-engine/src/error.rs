@@ -44,6 +44,9 @@ pub enum Error {
     Intervention { hook: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A NaN or Inf in the activations (see [`crate::finite`]); names the first hook point.
+    #[error("non-finite activations (NaN or Inf): {0}")]
+    NonFinite(String),
     #[error(transparent)]
     Candle(candle_core::Error),
     #[error(transparent)]

@@ -10,7 +10,8 @@ use lantern_plot::{
 };
 
 use super::steps::{
-    Baseline, CommandJson, HeadAttribution, HeadSweep, HeadsMap, P1Report, PatchReport, Patching, ScaleReport,
+    Baseline, CommandJson, HeadAttribution, HeadSweep, HeadsMap, P1Report, PatchReport, Patching,
+    ScaleReport,
 };
 use crate::output::{grid_csv, ResultsDir};
 
