@@ -146,7 +146,7 @@ fn config_from_gguf(m: &GgufMeta, arch: Architecture) -> Result<ModelConfig> {
 /// `layers.{i}.{hf}` and its GGUF name; llama.cpp stores every Gemma norm weight as `1 + w`
 /// (checked on Gemma 3 270M against transformers, which subtracts the 1 again).
 fn norm_name(i: usize, hf: &str, gguf: &str) -> TensorName {
-    llama::norm_name(i, hf, gguf).from_gguf(FromGguf::MinusOne)
+    llama::norm_name(i, hf, gguf).converted(FromGguf::MinusOne)
 }
 
 fn tensor_names(cfg: &ModelConfig) -> Vec<TensorName> {
@@ -155,7 +155,7 @@ fn tensor_names(cfg: &ModelConfig) -> Vec<TensorName> {
         names.push(norm_name(i, "input_layernorm", "attn_norm"));
         names.extend(llama::attention_names(cfg, i, false).into_iter().map(|t| {
             match t.hf.ends_with("norm.weight") {
-                true => t.from_gguf(FromGguf::MinusOne),
+                true => t.converted(FromGguf::MinusOne),
                 false => t,
             }
         }));
@@ -168,9 +168,13 @@ fn tensor_names(cfg: &ModelConfig) -> Vec<TensorName> {
         names.push(norm_name(i, "post_feedforward_layernorm", "post_ffw_norm"));
         names.extend(llama::gated_mlp_names(i));
     }
-    names.extend(llama::final_names(cfg).into_iter().map(|t| match t.root {
-        false => t.from_gguf(FromGguf::MinusOne),
-        true => t,
+    // The final norm too; not the unembedding.
+    names.extend(llama::final_names(cfg).into_iter().map(|t| {
+        if t.root {
+            t
+        } else {
+            t.converted(FromGguf::MinusOne)
+        }
     }));
     names
 }

@@ -234,7 +234,7 @@ pub(super) fn attention_names(cfg: &ModelConfig, i: usize, permuted: bool) -> Ve
             &format!("blk.{i}.{gguf}"),
         );
         let w = match heads {
-            Some(heads) if permuted => w.from_gguf(FromGguf::UnpermuteRows { heads }),
+            Some(heads) if permuted => w.converted(FromGguf::UnpermuteRows { heads }),
             _ => w,
         };
         names.extend([w, b]);

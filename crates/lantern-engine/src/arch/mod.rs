@@ -163,7 +163,8 @@ impl TensorName {
         self.gguf = Some(name.into());
         self
     }
-    pub fn from_gguf(mut self, how: FromGguf) -> Self {
+    /// How the stored GGUF tensor is converted to the Hugging Face one.
+    pub fn converted(mut self, how: FromGguf) -> Self {
         self.from_gguf = how;
         self
     }
