@@ -53,6 +53,38 @@ impl Default for LoadOptions {
     }
 }
 
+// `DType` and `Device` are candle's types, so their names are parsed here rather than by a
+// `FromStr` impl (which Rust only allows next to the type).
+impl LoadOptions {
+    /// `f32`, `f16` or `bf16`.
+    pub fn parse_dtype(name: &str) -> Result<DType> {
+        match name {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(Error::invalid(format!(
+                "unknown dtype `{other}` (f32, f16, bf16)"
+            ))),
+        }
+    }
+
+    /// `cpu`, or `cuda` (device 0; needs a build with the `cuda` feature).
+    pub fn parse_device(name: &str) -> Result<Device> {
+        match name {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Device::new_cuda(0).map_err(|e| {
+                Error::invalid(format!(
+                    "opening CUDA device 0 (is this binary built with --features cuda?): {}",
+                    crate::error::without_backtrace(e)
+                ))
+            }),
+            other => Err(Error::invalid(format!(
+                "unknown device `{other}` (cpu, cuda)"
+            ))),
+        }
+    }
+}
+
 /// A model and its tokenizer.
 pub struct LoadedModel {
     pub model: Model,
