@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 use lantern_engine::{
-    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
+    config::NormKind, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
 };
 use serde::Serialize;
 
@@ -87,8 +87,8 @@ pub fn direct_logit_attribution(
     position: Option<usize>,
 ) -> Result<Vec<Dla>> {
     let cfg = model.config();
-    if cfg.architecture == Architecture::Gemma3 {
-        return Err(Error::invalid("direct logit attribution needs a residual stream that is a sum of head outputs; Gemma 3's post-attention norms break that"));
+    if cfg.post_norms {
+        return Err(Error::invalid(format!("direct logit attribution needs a residual stream that is a sum of head outputs; the post-attention and post-MLP norms of this model ({:?}) break that", cfg.architecture)));
     }
     if directions.len() != batch.len() {
         return Err(Error::invalid(format!(
@@ -114,6 +114,8 @@ pub fn direct_logit_attribution(
     }
     let out = model.run_with(batch, &mut hooks, Logits::All)?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
+    // Attributions of a NaN are NaN: stop at the hook point where it first appears instead.
+    lantern_engine::finite::ensure_finite(model, batch, &Hooks::new(), &logits)?;
     let at = |t: &Tensor| -> Result<Tensor> {
         Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
     };

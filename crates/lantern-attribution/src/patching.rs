@@ -12,7 +12,7 @@
 
 use candle_core::{DType, Tensor};
 use lantern_engine::{
-    Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result, Segment,
+    finite, Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result, Segment,
 };
 use serde::Serialize;
 
@@ -324,20 +324,21 @@ fn baselines(
     let n = model.config().n_layers;
     let mut clean_hooks =
         Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
-    let m_clean = metric.raw(
-        &model
-            .run_with(clean, &mut clean_hooks, Logits::Last)?
-            .last_logits()?,
-    )?[0];
+    // A NaN in either baseline would make every patch's score NaN: name its source instead.
+    let clean_logits = model
+        .run_with(clean, &mut clean_hooks, Logits::Last)?
+        .last_logits()?;
+    finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
+    let m_clean = metric.raw(&clean_logits)?[0];
     let mut corrupted_hooks = match corrupted_capture {
         Some(kind) => Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, kind))),
         None => Hooks::new(),
     };
-    let m_corrupted = metric.raw(
-        &model
-            .run_with(corrupted, &mut corrupted_hooks, Logits::Last)?
-            .last_logits()?,
-    )?[0];
+    let corrupted_logits = model
+        .run_with(corrupted, &mut corrupted_hooks, Logits::Last)?
+        .last_logits()?;
+    finite::ensure_finite(model, corrupted, &Hooks::new(), &corrupted_logits)?;
+    let m_corrupted = metric.raw(&corrupted_logits)?[0];
     if matches!(metric, Metric::Normalized { .. }) && (m_clean - m_corrupted).abs() < 1e-9 {
         return Err(Error::invalid("the clean and corrupted runs have the same logit difference, so the normalised score is undefined; use the logit_diff metric"));
     }

@@ -159,7 +159,14 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         artefacts::write_patch_report(&dir, &report, &a.hook, &a.metric)?;
     }
     if a.json {
-        return print_json(&report.to_json()?);
+        // The wall time goes to stderr: the JSON on stdout depends on the inputs alone, so two
+        // runs give the same bytes.
+        eprintln!("sweep_seconds {:.4}", report.seconds);
+        let mut json = report.to_json()?;
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("seconds");
+        }
+        return print_json(&json);
     }
     let r = &report.result;
     println!(

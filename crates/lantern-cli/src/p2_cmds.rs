@@ -4,15 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use lantern_engine::Hooks;
 use lantern_experiments::output::ResultsDir;
 use lantern_experiments::p2;
 use lantern_experiments::scorer::EngineScorer;
 use lantern_shapley::{
-    run_with_options, Absent, LanguageModelScorer, Method, OpenAiScorer, PromptGame, RunOptions,
-    Template, ValueKind,
+    run_with_options, Absent, Coalition, LanguageModelScorer, Method, OpenAiScorer, PromptGame,
+    RunOptions, Template, ValueKind,
 };
 
-use crate::util::{print_json, progress, ModelArgs};
+use crate::util::{check_finite, print_json, progress, ModelArgs};
 
 #[derive(Args)]
 pub struct ShapleyArgs {
@@ -90,6 +91,8 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
         }
         None => {
             let lm = a.model.load()?;
+            let everyone = Coalition::from_players(template.n_players(), 0..template.n_players())?;
+            check_finite(&lm, &template.render(everyone, absent)?, &Hooks::new())?;
             let mut scorer = EngineScorer::new(&lm);
             scorer.batch_size = a.batch_size;
             run(template, absent, value, scorer, method, &opts, &mut tick)?

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use lantern_engine::{load, LoadOptions, LoadedModel};
+use lantern_engine::{load, Batch, Hooks, LoadOptions, LoadedModel};
 
 /// Which model to load and how.
 #[derive(Args, Debug, Clone)]
@@ -63,4 +63,14 @@ pub fn progress(quiet: bool, total: usize, what: &str) -> indicatif::ProgressBar
 pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// One forward pass over `prompt` with `hooks`' interventions before a command's real work: a NaN
+/// or Inf in its logits (a corrupt weight) fails with the first hook point where it appears,
+/// instead of flowing silently into the command's results.
+pub fn check_finite(lm: &LoadedModel, prompt: &str, hooks: &Hooks) -> Result<()> {
+    let batch = Batch::from_prompts(&lm.tokenizer, &[prompt])?;
+    Ok(lantern_engine::finite::check_forward(
+        &lm.model, &batch, hooks,
+    )?)
 }
