@@ -332,7 +332,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
     let template = dir.join("template.txt");
     std::fs::write(
         &template,
-        "{{a: Hello there.}}{{b: The weather is fine.}}{{c: We like tea.}}{{d: It is late.}} The answer is",
+        "{{a: Hello there.}}{{b: The weather is fine.}}{{c: We like tea.}}{{d: It is late.}}{{e: Go on.}}{{f: Yes.}} The answer is",
     )
     .unwrap();
     let series = dir.join("series.csv");
@@ -356,7 +356,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
             "--clean",
             "Hello there",
             "--corrupted",
-            "Hello where",
+            "Jello there",
             "--target",
             " a",
             "--versus",
@@ -374,7 +374,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
             "--method",
             "permutation",
             "--budget",
-            "12",
+            "30",
             "--seed",
             "7",
         ],
@@ -435,7 +435,7 @@ fn a_corrupt_weight_fails_with_the_hook_point_where_it_first_shows() {
             "--clean",
             "Hello there",
             "--corrupted",
-            "Hello where",
+            "Jello there",
             "--target",
             " a",
             "--versus",

@@ -84,11 +84,9 @@ impl ActivationCache {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = parent.join(format!(
-            ".{}.partial",
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy")
+        let tmp = parent.join(unique_partial_name(
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy"),
         ));
-        let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
         let result = self
             .tensors
@@ -104,6 +102,14 @@ impl ActivationCache {
     }
 }
 
+/// `.<name>.<pid>.<n>.partial`: unique per process and call, so two runs writing the same output
+/// never share (and tear) one temporary file; the last rename wins with a complete file.
+fn unique_partial_name(name: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{name}.{}.{n}.partial", std::process::id())
+}
+
 /// Writes a file through `write` into a temporary sibling, then renames it into place.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = path
@@ -117,7 +123,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Res
         .file_name()
         .and_then(|n| n.to_str())
         .ok_or_else(|| Error::file(path, "not a file name"))?;
-    let tmp = parent.join(format!(".{name}.partial"));
+    let tmp = parent.join(unique_partial_name(name));
     match write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))) {
         Ok(()) => Ok(()),
         Err(e) => {
