@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 use lantern_engine::{
-    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
+    config::NormKind, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
 };
 use serde::Serialize;
 
@@ -61,15 +61,21 @@ pub struct Dla {
 impl Dla {
     /// Heads sorted by attribution, largest first: `(layer, head, value)`.
     pub fn ranked_heads(&self) -> Vec<(usize, usize, f64)> {
-        let mut all: Vec<(usize, usize, f64)> = self
-            .heads
-            .iter()
-            .enumerate()
-            .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
-            .collect();
-        all.sort_by(|a, b| b.2.total_cmp(&a.2));
-        all
+        rank_heads(&self.heads, |v| v)
     }
+}
+
+/// The heads of a `[layer][head]` map as `(layer, head, value)`, sorted by `key(value)`, largest
+/// first; ties keep layer-then-head order. `key` is the identity for "pushes the target most"
+/// and `f64::abs` for "largest effect either way".
+pub fn rank_heads(values: &[Vec<f64>], key: impl Fn(f64) -> f64) -> Vec<(usize, usize, f64)> {
+    let mut all: Vec<(usize, usize, f64)> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+        .collect();
+    all.sort_by(|a, b| key(b.2).total_cmp(&key(a.2)));
+    all
 }
 
 /// Direct logit attribution for every row of `batch` at `position` (default: the last), each row
@@ -81,8 +87,8 @@ pub fn direct_logit_attribution(
     position: Option<usize>,
 ) -> Result<Vec<Dla>> {
     let cfg = model.config();
-    if cfg.architecture == Architecture::Gemma3 {
-        return Err(Error::invalid("direct logit attribution needs a residual stream that is a sum of head outputs; Gemma 3's post-attention norms break that"));
+    if cfg.post_norms {
+        return Err(Error::invalid(format!("direct logit attribution needs a residual stream that is a sum of head outputs; the post-attention and post-MLP norms of this model ({:?}) break that", cfg.architecture)));
     }
     if directions.len() != batch.len() {
         return Err(Error::invalid(format!(

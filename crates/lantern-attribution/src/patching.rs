@@ -50,7 +50,11 @@ impl PatchTarget {
             Self::HeadPattern => HookKind::AttnPattern,
         }
     }
-    pub fn parse(name: &str) -> Result<Self> {
+}
+
+impl std::str::FromStr for PatchTarget {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
         Ok(match name {
             "resid_pre" => Self::ResidPre,
             "resid_mid" => Self::ResidMid,
@@ -110,6 +114,42 @@ pub enum Metric {
     /// `(m - m_corrupted) / (m_clean - m_corrupted)` of the logit difference: 0 = corrupted,
     /// 1 = clean.
     Normalized { target: u32, versus: u32 },
+}
+
+/// A [`Metric`] by name, before its tokens are known (`normalized`, `logit_diff`, `prob`): what a
+/// command line or a config file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Normalized,
+    LogitDiff,
+    Prob,
+}
+
+impl MetricKind {
+    /// The metric on `target` and `versus` (`prob` scores `target` alone).
+    pub fn with_tokens(self, target: u32, versus: u32) -> Metric {
+        match self {
+            Self::Normalized => Metric::Normalized { target, versus },
+            Self::LogitDiff => Metric::LogitDiff { target, versus },
+            Self::Prob => Metric::Prob { token: target },
+        }
+    }
+}
+
+impl std::str::FromStr for MetricKind {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "normalized" => Self::Normalized,
+            "logit_diff" => Self::LogitDiff,
+            "prob" => Self::Prob,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown metric `{other}` (normalized, logit_diff, prob)"
+                )))
+            }
+        })
+    }
 }
 
 impl Metric {

@@ -64,12 +64,14 @@ impl ActivationCache {
             .iter()
             .map(|(p, t)| (p.name(), t.clone()))
             .collect();
-        write_atomic(path, |tmp| {
-            Ok(candle_core::safetensors::save(
+        lantern_io::write_atomic_with(path, |tmp| {
+            candle_core::safetensors::save(
                 &named.iter().map(|(n, t)| (n.as_str(), t.clone())).collect(),
                 tmp,
-            )?)
+            )
+            .map_err(|e| std::io::Error::other(crate::error::without_backtrace(e)))
         })
+        .map_err(|e| Error::file(path, e))
     }
 
     /// Writes one `<hook name>.npy` per tensor into a new folder `dir` (created atomically).
@@ -84,8 +86,14 @@ impl ActivationCache {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let tmp = parent.join(unique_partial_name(
+        // Unique per process and call (as lantern_io's temporary files), so two runs exporting
+        // to the same folder never write into (or remove) each other's temporary folder.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let tmp = parent.join(format!(
+            ".{}.{}.{}.partial",
             dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy"),
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
         let result = self
@@ -98,37 +106,6 @@ impl ActivationCache {
                 let _ = std::fs::remove_dir_all(&tmp);
                 Err(e)
             }
-        }
-    }
-}
-
-/// `.<name>.<pid>.<n>.partial`: unique per process and call, so two runs writing the same output
-/// never share (and tear) one temporary file; the last rename wins with a complete file.
-fn unique_partial_name(name: &str) -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!(".{name}.{}.{n}.partial", std::process::id())
-}
-
-/// Writes a file through `write` into a temporary sibling, then renames it into place.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::file(parent, "folder does not exist"));
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::file(path, "not a file name"))?;
-    let tmp = parent.join(unique_partial_name(name));
-    match write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
         }
     }
 }

@@ -11,7 +11,8 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
     #[error(
-        "unknown architecture `{0}` (supported: gpt2, gpt_neox, llama, mistral, qwen2, gemma3)"
+        "unknown architecture `{0}` (supported: {supported})",
+        supported = crate::arch::supported_model_types()
     )]
     UnknownArchitecture(String),
     #[error(

