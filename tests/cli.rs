@@ -332,7 +332,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
     let template = dir.join("template.txt");
     std::fs::write(
         &template,
-        "{{a: Hello there.}}{{b: The weather is fine.}}{{c: We like tea.}}{{d: It is late.}} The answer is",
+        "{{a: Hello there.}}{{b: The weather is fine.}}{{c: We like tea.}}{{d: It is late.}}{{e: Go on.}}{{f: Yes.}} The answer is",
     )
     .unwrap();
     let series = dir.join("series.csv");
@@ -356,7 +356,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
             "--clean",
             "Hello there",
             "--corrupted",
-            "Hello where",
+            "Jello there",
             "--target",
             " a",
             "--versus",
@@ -374,7 +374,7 @@ fn same_inputs_and_seed_give_byte_identical_json() {
             "--method",
             "permutation",
             "--budget",
-            "12",
+            "30",
             "--seed",
             "7",
         ],
@@ -435,7 +435,7 @@ fn a_corrupt_weight_fails_with_the_hook_point_where_it_first_shows() {
             "--clean",
             "Hello there",
             "--corrupted",
-            "Hello where",
+            "Jello there",
             "--target",
             " a",
             "--versus",
@@ -480,6 +480,8 @@ fn hub_ids_use_the_hf_environment_and_explain_offline_use() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+const KILL_TEST_HOOKS: &str = "blocks.*.attn.hook_*,blocks.*.mlp.hook_*";
+
 /// Runs `lantern cache` writing `out`, SIGKILLed after `delay` (if still running).
 fn killed_cache_export(
     model: &str,
@@ -494,10 +496,9 @@ fn killed_cache_export(
             "--prompt",
             prompt,
             "--hooks",
-            "blocks.*.attn.hook_*,blocks.*.mlp.hook_*",
-            "--quiet",
-            "--out",
+            KILL_TEST_HOOKS,
         ])
+        .args(["--quiet", "--out"])
         .arg(out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -508,11 +509,36 @@ fn killed_cache_export(
     let _ = child.wait();
 }
 
+/// Every file of a folder by name, with its bytes.
+fn folder_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, std::fs::read(e.path()).unwrap())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Removes what killed runs left behind (their hidden temporary files and folders).
+fn remove_leftovers(dir: &std::path::Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with('.') {
+            let _ = std::fs::remove_dir_all(e.path());
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 #[test]
 fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
     use std::time::Instant;
     // The tiny llama with a longer context (rotary positions have no weights), so one export of
-    // every attention and MLP hook is tens of MB and its write takes a measurable time.
+    // every attention and MLP hook is tens of MB and writing it takes a measurable time.
     let dir = scratch("sigkill");
     let model_dir = dir.join("model");
     std::fs::create_dir(&model_dir).unwrap();
@@ -528,8 +554,10 @@ fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
     let m = model_dir.to_str().unwrap();
     let old_prompt = "An older, shorter prompt.";
     let new_prompt = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+    let out_dir = dir.join("out");
+    std::fs::create_dir(&out_dir).unwrap();
 
-    // The two complete files, and how long a full run takes.
+    // The complete outputs, and how long a full run takes.
     let export = |prompt: &str, out: &std::path::Path| {
         let (ok, _, err) = lantern(&[
             "cache",
@@ -537,18 +565,25 @@ fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
             "--prompt",
             prompt,
             "--hooks",
-            "blocks.*.attn.hook_*,blocks.*.mlp.hook_*",
+            KILL_TEST_HOOKS,
             "--quiet",
             "--out",
             out.to_str().unwrap(),
         ]);
         assert!(ok, "{err}");
-        std::fs::read(out).unwrap()
     };
-    let old = export(old_prompt, &dir.join("old.safetensors"));
-    let start = Instant::now();
-    let new = export(&new_prompt, &dir.join("new.safetensors"));
-    let full_run = start.elapsed();
+    export(old_prompt, &dir.join("old.safetensors"));
+    // The slower of the two exports; runs vary (fsync, a busy machine), so the kills below reach
+    // well past it.
+    let timed = |out: &str| {
+        let start = Instant::now();
+        export(&new_prompt, &dir.join(out));
+        start.elapsed()
+    };
+    let full_run = timed("new.safetensors").max(timed("new_npy"));
+    let old = std::fs::read(dir.join("old.safetensors")).unwrap();
+    let new = std::fs::read(dir.join("new.safetensors")).unwrap();
+    let new_npy = folder_files(&dir.join("new_npy"));
     assert!(
         new.len() > 10_000_000,
         "the new export is {} bytes",
@@ -556,20 +591,22 @@ fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
     );
     assert_ne!(old, new);
 
-    // Kill runs that replace the old file at delays spread over the whole run, the write included.
-    let out = dir.join("c.safetensors");
-    let (mut saw_old, mut saw_new) = (0, 0);
-    let steps = 24;
+    // Kill runs at delays spread over the whole run, the write included: one replacing an old
+    // safetensors file, one creating a folder of .npy files.
+    let file = out_dir.join("c.safetensors");
+    let folder = out_dir.join("npy");
+    let (mut kept_old, mut got_new, mut no_folder, mut full_folder) = (0, 0, 0, 0);
+    let steps = 16;
     for i in 0..=steps {
-        std::fs::write(&out, &old).unwrap();
-        let delay = full_run.mul_f64(0.3 + 0.8 * i as f64 / steps as f64);
-        killed_cache_export(m, &new_prompt, &out, delay);
-        let now = std::fs::read(&out).expect("the old file is never removed without a new one");
+        let delay = full_run.mul_f64(0.2 + 1.8 * i as f64 / steps as f64);
+        std::fs::write(&file, &old).unwrap();
+        killed_cache_export(m, &new_prompt, &file, delay);
+        let now = std::fs::read(&file).expect("the old file is never removed without a new one");
         if now == old {
-            saw_old += 1;
+            kept_old += 1;
         } else if now == new {
-            saw_new += 1;
-            candle_core::safetensors::load(&out, &candle_core::Device::Cpu).expect("parses");
+            got_new += 1;
+            candle_core::safetensors::load(&file, &candle_core::Device::Cpu).expect("parses");
         } else {
             panic!(
                 "killed after {delay:?}: a torn file of {} bytes (old {}, new {})",
@@ -578,10 +615,29 @@ fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
                 new.len()
             );
         }
+
+        let _ = std::fs::remove_dir_all(&folder);
+        killed_cache_export(m, &new_prompt, &folder, delay);
+        if !folder.exists() {
+            no_folder += 1;
+        } else {
+            let files = folder_files(&folder);
+            assert!(
+                files == new_npy,
+                "killed after {delay:?}: a partial folder of {} files ({} expected)",
+                files.len(),
+                new_npy.len()
+            );
+            full_folder += 1;
+        }
+        remove_leftovers(&out_dir);
     }
-    eprintln!("full run {full_run:?}: {saw_old} kills left the old file, {saw_new} the new one");
+    eprintln!(
+        "full run {full_run:?}: safetensors kept old {kept_old}, new {got_new}; npy folder none \
+         {no_folder}, complete {full_folder}"
+    );
     assert!(
-        saw_old > 0,
+        kept_old > 0 && no_folder > 0,
         "no kill landed before the rename: the test did not probe the write"
     );
 }

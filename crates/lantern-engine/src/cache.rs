@@ -86,11 +86,15 @@ impl ActivationCache {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // Unique per process and call (as lantern_io's temporary files), so two runs exporting
+        // to the same folder never write into (or remove) each other's temporary folder.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let tmp = parent.join(format!(
-            ".{}.partial",
-            dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy")
+            ".{}.{}.{}.partial",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("npy"),
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| Error::file(&tmp, e))?;
         let result = self
             .tensors
