@@ -106,7 +106,7 @@ fn empty_and_over_long_prompts() {
     assert!(err_of(Batch::from_prompts(&lm.tokenizer, &[""])).contains("empty"));
     let max = lm.model.config().max_positions;
     let long = Batch::from_ids(vec![vec![1; max + 1]]).unwrap();
-    let e = err_of(lm.model.run(&long, &mut Hooks::new()));
+    let e = err_of(lm.model.run(&long, &mut Hooks::new(), RunOptions::default()));
     assert!(
         e.contains(&format!("{}", max + 1)) && e.contains(&format!("{max}")),
         "{e}"
@@ -140,40 +140,28 @@ fn hook_names_layers_heads_positions() {
     assert!(e.contains("matches no hook point"), "{e}");
     let batch = Batch::from_prompts(&lm.tokenizer, &["Hello there"]).unwrap();
     let z = HookPoint::attn(0, HookKind::AttnZ);
-    let e = err_of(lm.model.run(
-        &batch,
-        &mut Hooks::new().intervene(z, Intervention::zero().heads([cfg.n_heads])),
-    ));
+    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().heads([cfg.n_heads])), RunOptions::default()));
     assert!(
         e.contains("head") && e.contains(&format!("{}", cfg.n_heads)),
         "{e}"
     );
-    let e = err_of(lm.model.run(
-        &batch,
-        &mut Hooks::new().intervene(z, Intervention::zero().positions([99])),
-    ));
+    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().positions([99])), RunOptions::default()));
     assert!(e.contains("position 99"), "{e}");
-    let e = err_of(lm.model.run(
-        &batch,
-        &mut Hooks::new().intervene(z, Intervention::zero().rows([3])),
-    ));
+    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(z, Intervention::zero().rows([3])), RunOptions::default()));
     assert!(e.contains("batch row 3"), "{e}");
-    let e = err_of(lm.model.scale_head_values(0, cfg.n_heads, 2.0, false));
+    let e = err_of(lantern_steering::scale_head_values(&lm.model, 0, cfg.n_heads, 2.0, false));
     assert!(e.contains("head"), "{e}");
-    let e = err_of(lm.model.run(
-        &batch,
-        &mut Hooks::new().intervene(
+    let e = err_of(lm.model.run(&batch, &mut Hooks::new().intervene(
             z,
             Intervention::add(Tensor::ones(7, DType::F32, &Device::Cpu).unwrap()),
-        ),
-    ));
+        ), RunOptions::default()));
     assert!(e.contains("broadcast"), "{e}");
-    let e = err_of(spec::parse_intervention(
+    let e = err_of(lantern_steering::parse_intervention(
         "scale blocks.0.attn.hook_v head=1",
         &lm.model,
     ));
     assert!(e.contains("alpha"), "{e}");
-    let e = err_of(spec::parse_intervention(
+    let e = err_of(lantern_steering::parse_intervention(
         "scale blocks.0.attn.hook_v head=9 alpha=2",
         &lm.model,
     ));

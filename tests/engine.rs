@@ -27,7 +27,7 @@ fn padded_rows_equal_their_unpadded_runs() {
         );
         let out = lm
             .model
-            .run(&batch, &mut Hooks::new())
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
             .logits
             .unwrap();
@@ -35,7 +35,7 @@ fn padded_rows_equal_their_unpadded_runs() {
             let single = Batch::from_prompts(&lm.tokenizer, &[*p]).unwrap();
             let alone = lm
                 .model
-                .run(&single, &mut Hooks::new())
+                .run(&single, &mut Hooks::new(), RunOptions::default())
                 .unwrap()
                 .logits
                 .unwrap();
@@ -76,7 +76,7 @@ fn kv_cache_generation_equals_full_recomputation() {
             let batch = Batch::from_ids(vec![ids.clone()]).unwrap();
             let logits = lm
                 .model
-                .run_with(&batch, &mut Hooks::new(), Logits::Last)
+                .run(&batch, &mut Hooks::new(), RunOptions::default().logits(Logits::Last))
                 .unwrap()
                 .last_logits()
                 .unwrap();
@@ -91,7 +91,7 @@ fn kv_cache_generation_equals_full_recomputation() {
             .unsqueeze(0)
             .unwrap();
         lm.model
-            .run_cached(&prompt, &mut cache, &mut Hooks::new(), Logits::Last)
+            .run(Input::Tokens(&prompt), &mut Hooks::new(), RunOptions::default().cache(&mut cache).logits(Logits::Last))
             .unwrap();
         let step = Tensor::new(&gen.new_ids[..3], &Device::Cpu)
             .unwrap()
@@ -99,7 +99,7 @@ fn kv_cache_generation_equals_full_recomputation() {
             .unwrap();
         let cached = lm
             .model
-            .run_cached(&step, &mut cache, &mut Hooks::new(), Logits::All)
+            .run(Input::Tokens(&step), &mut Hooks::new(), RunOptions::default().cache(&mut cache))
             .unwrap()
             .logits
             .unwrap();
@@ -107,7 +107,7 @@ fn kv_cache_generation_equals_full_recomputation() {
         all.extend(&gen.new_ids[..3]);
         let full = lm
             .model
-            .run(&Batch::from_ids(vec![all]).unwrap(), &mut Hooks::new())
+            .run(&Batch::from_ids(vec![all]).unwrap(), &mut Hooks::new(), RunOptions::default())
             .unwrap()
             .logits
             .unwrap();
@@ -125,7 +125,7 @@ fn identity_interventions_change_nothing() {
     let mut clean_hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
     let clean = lm
         .model
-        .run(&batch, &mut clean_hooks)
+        .run(&batch, &mut clean_hooks, RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
@@ -136,14 +136,14 @@ fn identity_interventions_change_nothing() {
             hooks = hooks.intervene(p, Intervention::scale(1.0));
         }
     }
-    let scaled = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let scaled = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap().logits.unwrap();
     assert!(max_abs_diff(&clean, &scaled) <= TOL);
     // Patching a run with its own cache, everywhere.
     let mut hooks = Hooks::new();
     for (p, t) in clean_hooks.cache.iter() {
         hooks = hooks.intervene(*p, Intervention::patch(t.clone()));
     }
-    let patched = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let patched = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap().logits.unwrap();
     assert!(max_abs_diff(&clean, &patched) <= TOL);
 }
 
@@ -153,11 +153,11 @@ fn zero_ablating_a_head_changes_its_z_only() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let z = HookPoint::attn(1, HookKind::AttnZ);
     let mut base = Hooks::new().capture(z);
-    lm.model.run(&batch, &mut base).unwrap();
+    lm.model.run(&batch, &mut base, RunOptions::default()).unwrap();
     let mut ablated = Hooks::new()
         .intervene(z, Intervention::zero().heads([2]))
         .capture(z);
-    lm.model.run(&batch, &mut ablated).unwrap();
+    lm.model.run(&batch, &mut ablated, RunOptions::default()).unwrap();
     let (a, b) = (
         base.cache.require(z).unwrap(),
         ablated.cache.require(z).unwrap(),
@@ -186,7 +186,7 @@ fn selections_restrict_rows_and_positions() {
     let mut hooks = Hooks::new()
         .intervene(p, Intervention::zero().rows([1]).positions([4]))
         .capture(p);
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
     let r = hooks
         .cache
         .require(p)
@@ -212,15 +212,15 @@ fn value_scaling_conventions() {
     // zero-ablating the head's values, alpha = 1 is the identity.
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
-    let run = |hooks: &mut Hooks| lm.model.run(&batch, hooks).unwrap().logits.unwrap();
+    let run = |hooks: &mut Hooks| lm.model.run(&batch, hooks, RunOptions::default()).unwrap().logits.unwrap();
     let clean = run(&mut Hooks::new());
-    let (p, iv) = lm.model.scale_head_values(1, 3, 1.0, false).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 1.0, false).unwrap();
     assert!(max_abs_diff(&clean, &run(&mut Hooks::new().intervene(p, iv))) <= TOL);
-    let (p, iv) = lm.model.scale_head_values(1, 3, 0.0, true).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 0.0, true).unwrap();
     let zero_scaled = run(&mut Hooks::new().intervene(p, iv));
     let ablated = run(&mut Hooks::new().intervene(p, Intervention::zero().heads([3])));
     assert!(max_abs_diff(&zero_scaled, &ablated) <= TOL);
-    let (p, iv) = lm.model.scale_head_values(1, 3, 0.0, false).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 0.0, false).unwrap();
     let bias_kept = run(&mut Hooks::new().intervene(p, iv));
     assert!(
         max_abs_diff(&bias_kept, &ablated) > 1e-4,
@@ -239,18 +239,15 @@ fn gqa_value_scaling_matches_scaling_the_repeated_values() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let mut hooks = Hooks::new();
     for head in 0..group {
-        let (p, iv) = lm.model.scale_head_values(0, head, 2.5, false).unwrap();
+        let (p, iv) = lantern_steering::scale_head_values(&lm.model, 0, head, 2.5, false).unwrap();
         assert_eq!(p.kind, HookKind::AttnZ);
         hooks = hooks.intervene(p, iv);
     }
-    let via_z = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let via_z = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap().logits.unwrap();
     let v = HookPoint::attn(0, HookKind::AttnV);
     let via_v = lm
         .model
-        .run(
-            &batch,
-            &mut Hooks::new().intervene(v, Intervention::scale(2.5).heads([0])),
-        )
+        .run(&batch, &mut Hooks::new().intervene(v, Intervention::scale(2.5).heads([0])), RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
@@ -264,16 +261,10 @@ fn resuming_from_a_layer_equals_the_full_run() {
         let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
         let p = HookPoint::resid_pre(1);
         let mut hooks = Hooks::new().capture(p);
-        let full = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+        let full = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap().logits.unwrap();
         let resumed = lm
             .model
-            .run_from(
-                1,
-                hooks.cache.require(p).unwrap(),
-                &batch,
-                &mut Hooks::new(),
-                Logits::All,
-            )
+            .run(Input::Resid(hooks.cache.require(p).unwrap()), &mut Hooks::new(), RunOptions::from_layer(1).padding(&batch.pad_left))
             .unwrap()
             .logits
             .unwrap();
@@ -291,13 +282,13 @@ fn packed_segments_equal_the_full_run() {
         let layer = 1;
         let p = HookPoint::resid_pre(layer);
         let mut hooks = Hooks::new().capture(p);
-        let full = lm.model.run(&batch, &mut hooks).unwrap();
+        let full = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
         let (logits, resid_final) = (full.logits.unwrap(), full.resid_final);
         let resid_pre = hooks.cache.require(p).unwrap();
         let mut past = lm.model.new_kv_cache(&[0]);
         let ids = batch.ids_tensor(lm.model.device()).unwrap();
         lm.model
-            .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+            .run(Input::Tokens(&ids), &mut Hooks::new(), RunOptions::default().cache(&mut past).logits(Logits::None))
             .unwrap();
         let starts = [0, 2, t - 5, t - 1];
         let segments: Vec<Segment> = starts
@@ -314,13 +305,7 @@ fn packed_segments_equal_the_full_run() {
         let at = Tensor::new(at.as_slice(), lm.model.device()).unwrap();
         let packed = lm
             .model
-            .run_packed_from(
-                layer,
-                &resid_pre.index_select(&at, 1).unwrap(),
-                &segments,
-                &past,
-                &mut Hooks::new(),
-            )
+            .run(Input::Resid(&resid_pre.index_select(&at, 1).unwrap()), &mut Hooks::new(), RunOptions::from_layer(layer).packed(&segments, &past).logits(Logits::Last))
             .unwrap();
         let want_resid = resid_final.index_select(&at, 1).unwrap();
         assert!(
@@ -340,13 +325,7 @@ fn packed_segments_equal_the_full_run() {
         }];
         assert!(lm
             .model
-            .run_packed_from(
-                layer,
-                &resid_pre.narrow(1, 0, 1).unwrap(),
-                &bad,
-                &past,
-                &mut Hooks::new()
-            )
+            .run(Input::Resid(&resid_pre.narrow(1, 0, 1).unwrap()), &mut Hooks::new(), RunOptions::from_layer(layer).packed(&bad, &past).logits(Logits::Last))
             .is_err());
     }
 }
@@ -360,14 +339,14 @@ fn resuming_a_cached_run_at_a_layer_equals_the_full_run() {
     let mut hooks = Hooks::new().capture(p);
     let full = lm
         .model
-        .run(&batch, &mut hooks)
+        .run(&batch, &mut hooks, RunOptions::default())
         .unwrap()
         .last_logits()
         .unwrap();
     let mut past = lm.model.new_kv_cache(&[0]);
     let ids = batch.ids_tensor(lm.model.device()).unwrap();
     lm.model
-        .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+        .run(Input::Tokens(&ids), &mut Hooks::new(), RunOptions::default().cache(&mut past).logits(Logits::None))
         .unwrap();
     // Two rows: the last 3 positions, and the last 1, from caches of the positions before.
     for keep in [t - 3, t - 1] {
@@ -381,7 +360,7 @@ fn resuming_a_cached_run_at_a_layer_equals_the_full_run() {
         let resid = Tensor::cat(&[&resid, &resid], 0).unwrap();
         let got = lm
             .model
-            .run_cached_from(1, &resid, &mut cache, &mut Hooks::new(), Logits::Last)
+            .run(Input::Resid(&resid), &mut Hooks::new(), RunOptions::from_layer(1).cache(&mut cache).logits(Logits::Last))
             .unwrap()
             .last_logits()
             .unwrap();
@@ -409,7 +388,7 @@ fn stacked_cache_rows_equal_their_separate_runs() {
                 .unsqueeze(0)
                 .unwrap();
             lm.model
-                .run_cached(&ids, &mut c, &mut Hooks::new(), Logits::None)
+                .run(Input::Tokens(&ids), &mut Hooks::new(), RunOptions::default().cache(&mut c).logits(Logits::None))
                 .unwrap();
             c
         })
@@ -419,18 +398,14 @@ fn stacked_cache_rows_equal_their_separate_runs() {
     let ids = Tensor::from_vec(last, (rows.len(), 1), device).unwrap();
     let got = lm
         .model
-        .run_cached(&ids, &mut stacked, &mut Hooks::new(), Logits::Last)
+        .run(Input::Tokens(&ids), &mut Hooks::new(), RunOptions::default().cache(&mut stacked).logits(Logits::Last))
         .unwrap()
         .last_logits()
         .unwrap();
     for (i, r) in rows.iter().enumerate() {
         let want = lm
             .model
-            .run_with(
-                &Batch::from_ids(vec![r.clone()]).unwrap(),
-                &mut Hooks::new(),
-                Logits::Last,
-            )
+            .run(&Batch::from_ids(vec![r.clone()]).unwrap(), &mut Hooks::new(), RunOptions::default().logits(Logits::Last))
             .unwrap()
             .last_logits()
             .unwrap();
@@ -455,18 +430,18 @@ fn hook_result_sums_to_attn_out() {
         HookPoint::block(1, HookKind::AttnOut),
     );
     let mut plain = Hooks::new().capture(out);
-    let logits = lm.model.run(&batch, &mut plain).unwrap().logits.unwrap();
+    let logits = lm.model.run(&batch, &mut plain, RunOptions::default()).unwrap().logits.unwrap();
     let mut with_result = Hooks::new().capture(res).capture(out);
     let logits2 = lm
         .model
-        .run(&batch, &mut with_result)
+        .run(&batch, &mut with_result, RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
     assert!(max_abs_diff(&logits, &logits2) <= TOL);
     // With an intervention attached, the output is the sum of the (possibly changed) results.
     let mut identity = Hooks::new().intervene(res, Intervention::scale(1.0));
-    let logits3 = lm.model.run(&batch, &mut identity).unwrap().logits.unwrap();
+    let logits3 = lm.model.run(&batch, &mut identity, RunOptions::default()).unwrap().logits.unwrap();
     assert!(max_abs_diff(&logits, &logits3) <= TOL);
     let r = with_result.cache.require(res).unwrap();
     let b_o = lm.model.weights().blocks[1].attn.o.b.clone().unwrap();
@@ -489,7 +464,7 @@ fn hook_shapes_follow_the_table() {
     let cfg = lm.model.config().clone();
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let mut hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
     let (b, t, m, h, g, d) = (
         3,
         batch.seq_len(),
@@ -519,7 +494,7 @@ fn cache_exports_to_safetensors_and_npy() {
     let mut hooks = Hooks::new()
         .capture_pattern(lm.model.config(), "blocks.*.hook_resid_post")
         .unwrap();
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
     let dir = ScratchDir::new("cache-export");
     let st = dir.join("cache.safetensors");
     hooks.cache.save_safetensors(&st).unwrap();
@@ -633,7 +608,7 @@ fn half_precision_runs_close_to_f32() {
     let batch = Batch::from_prompts(&f32_lm.tokenizer, &prompts()).unwrap();
     let want = f32_lm
         .model
-        .run(&batch, &mut Hooks::new())
+        .run(&batch, &mut Hooks::new(), RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
@@ -642,7 +617,7 @@ fn half_precision_runs_close_to_f32() {
         assert_eq!(lm.model.dtype(), dtype);
         let got = lm
             .model
-            .run(&batch, &mut Hooks::new())
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
             .logits
             .unwrap();
@@ -666,12 +641,12 @@ fn mean_ablation_replaces_by_the_batch_mean() {
     .unwrap();
     let p = HookPoint::block(0, HookKind::MlpOut);
     let mut reference = Hooks::new().capture(p);
-    lm.model.run(&batch, &mut reference).unwrap();
+    lm.model.run(&batch, &mut reference, RunOptions::default()).unwrap();
     let mean = reference.cache.mean_over_batch(p).unwrap();
     let mut hooks = Hooks::new()
         .intervene(p, Intervention::mean(mean.clone()))
         .capture(p);
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
     let got = hooks.cache.require(p).unwrap();
     for b in 0..2 {
         assert!(max_abs_diff(&got.get(b).unwrap(), &mean.get(0).unwrap()) <= 1e-6);

@@ -106,7 +106,7 @@ pub fn direct_logit_attribution(
             .capture(HookPoint::attn(l, HookKind::AttnResult))
             .capture(HookPoint::block(l, HookKind::MlpOut));
     }
-    let out = model.run_with(batch, &mut hooks, Logits::All)?;
+    let out = model.run(batch, &mut hooks, RunOptions::default())?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
     let at = |t: &Tensor| -> Result<Tensor> {
         Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?)

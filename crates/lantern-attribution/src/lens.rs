@@ -47,7 +47,7 @@ pub fn logit_lens(
         lantern_engine::error::check_index("token id", id as usize, cfg.vocab_size)?;
     }
     let hooks = &mut Hooks::new().capture_pattern(cfg, "blocks.*.hook_resid_pre")?;
-    let out = model.run_with(batch, hooks, Logits::None)?;
+    let out = model.run(batch, hooks, RunOptions::default().logits(Logits::None))?;
     let mut rows = Vec::with_capacity(cfg.n_layers + 1);
     for layer in 0..=cfg.n_layers {
         let (resid, name) = if layer < cfg.n_layers {

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use lantern_attribution::lens::{logit_lens, token_stats};
-use lantern_engine::{generate::Sampling, hooks, spec, Batch, GenerateConfig, Hooks, Logits};
+use lantern_engine::{generate::Sampling, hooks, Batch, GenerateConfig, Hooks, Logits, RunOptions};
+use lantern_steering::spec;
 use serde_json::json;
 
 use crate::util::{print_json, ModelArgs};
@@ -119,7 +120,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut hooks = hooks_from_specs(&a.intervene, &lm.model)?;
     let logits = lm
         .model
-        .run_with(&batch, &mut hooks, Logits::Last)?
+        .run(&batch, &mut hooks, RunOptions::default().logits(Logits::Last))?
         .last_logits()?
         .squeeze(0)?;
     let (top, _) = token_stats(&lm.tokenizer, &logits, a.top_k, &[])?;
@@ -281,7 +282,7 @@ pub fn cache(a: CacheArgs) -> Result<()> {
     let lm = a.model.load()?;
     let batch = Batch::from_prompts(&lm.tokenizer, &[a.prompt.as_str()])?;
     let mut hooks = Hooks::new().capture_pattern(lm.model.config(), &a.hooks)?;
-    lm.model.run(&batch, &mut hooks)?;
+    lm.model.run(&batch, &mut hooks, RunOptions::default())?;
     if a.out.extension().is_some_and(|e| e == "safetensors") {
         hooks.cache.save_safetensors(&a.out)?;
     } else {

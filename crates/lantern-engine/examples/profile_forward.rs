@@ -31,17 +31,17 @@ fn main() {
     let batch = Batch::from_ids(rows).unwrap();
     time("forward b16 logits all", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::All)
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
     });
     time("forward b16 logits last", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::Last)
+            .run(&batch, &mut Hooks::new(), RunOptions::default().logits(Logits::Last))
             .unwrap()
     });
     time("forward b16 logits none", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::None)
+            .run(&batch, &mut Hooks::new(), RunOptions::default().logits(Logits::None))
             .unwrap()
     });
     let x = Tensor::randn(0f32, 1.0, (256, 576), &Device::Cpu).unwrap();

@@ -193,7 +193,7 @@ impl<'a> EngineScorer<'a> {
         let out = self
             .lm
             .model
-            .run_cached(&ids, &mut cache, &mut Hooks::new(), Logits::None)
+            .run(Input::Tokens(&ids), &mut Hooks::new(), RunOptions::default().cache(&mut cache).logits(Logits::None))
             .map_err(err)?;
         self.forwards += 1;
         self.tokens += b * width;
@@ -349,7 +349,7 @@ impl LanguageModelScorer for EngineScorer<'_> {
             .map_err(err)?;
         self.lm
             .model
-            .run_cached(&t, &mut cache, &mut Hooks::new(), Logits::None)
+            .run(Input::Tokens(&t), &mut Hooks::new(), RunOptions::default().cache(&mut cache).logits(Logits::None))
             .map_err(err)?;
         self.forwards += 1;
         self.tokens += ids.len();
