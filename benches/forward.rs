@@ -6,7 +6,7 @@
 //! same work.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lantern_engine::{hooks, load_path, Batch, Hooks, LoadOptions, Logits};
+use lantern_engine::{hooks, load_path, Batch, Hooks, LoadOptions, RunOptions};
 use rand::{Rng, SeedableRng};
 
 fn forward(c: &mut Criterion) {

@@ -17,7 +17,10 @@ fn check_architecture(name: &str) {
     let mut hooks = Hooks::new()
         .capture_pattern(&cfg, "blocks.*.hook_resid_post,blocks.0.attn.hook_pattern,blocks.0.attn.hook_z,ln_final.hook_normalized")
         .unwrap();
-    let out = lm.model.run(&batch, &mut hooks, RunOptions::default()).unwrap();
+    let out = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let logits = out.logits.unwrap();
     let d = max_abs_diff(&logits, &reference["logits"]);
     eprintln!("{name}: max |Δlogit| = {d:.2e}");

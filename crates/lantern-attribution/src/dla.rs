@@ -7,7 +7,8 @@
 
 use candle_core::{DType, Tensor, D};
 use lantern_engine::{
-    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
+    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Model, Result,
+    RunOptions,
 };
 use serde::Serialize;
 

@@ -3,7 +3,7 @@
 //! effect on chosen tokens.
 
 use candle_core::{DType, Tensor};
-use lantern_engine::{Batch, HookPoint, Hooks, Logits, Model, Result, Tokenizer};
+use lantern_engine::{Batch, HookPoint, Hooks, Logits, Model, Result, RunOptions, Tokenizer};
 use serde::Serialize;
 
 /// A token's standing in one layer's lens distribution.

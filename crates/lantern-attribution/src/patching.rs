@@ -12,7 +12,8 @@
 
 use candle_core::{DType, Tensor};
 use lantern_engine::{
-    Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result, Segment,
+    Batch, Error, HookKind, HookPoint, Hooks, Input, Intervention, Logits, Model, Result,
+    RunOptions, Segment,
 };
 use serde::Serialize;
 
@@ -286,7 +287,11 @@ fn baselines(
         Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
     let m_clean = metric.raw(
         &model
-            .run(clean, &mut clean_hooks, RunOptions::default().logits(Logits::Last))?
+            .run(
+                clean,
+                &mut clean_hooks,
+                RunOptions::default().logits(Logits::Last),
+            )?
             .last_logits()?,
     )?[0];
     let mut corrupted_hooks = match corrupted_capture {
@@ -295,7 +300,11 @@ fn baselines(
     };
     let m_corrupted = metric.raw(
         &model
-            .run(corrupted, &mut corrupted_hooks, RunOptions::default().logits(Logits::Last))?
+            .run(
+                corrupted,
+                &mut corrupted_hooks,
+                RunOptions::default().logits(Logits::Last),
+            )?
             .last_logits()?,
     )?[0];
     if matches!(metric, Metric::Normalized { .. }) && (m_clean - m_corrupted).abs() < 1e-9 {
@@ -344,7 +353,13 @@ pub fn patch_sweep(
         && cells.iter().any(|c| c.pos.is_some());
     let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
     if packable {
-        model.run(Input::Tokens(&corrupted.ids_tensor(model.device())?), &mut Hooks::new(), RunOptions::default().cache(&mut corrupted_kv).logits(Logits::None))?;
+        model.run(
+            Input::Tokens(&corrupted.ids_tensor(model.device())?),
+            &mut Hooks::new(),
+            RunOptions::default()
+                .cache(&mut corrupted_kv)
+                .logits(Logits::None),
+        )?;
     }
     for layer in 0..n_layers {
         let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
@@ -375,7 +390,13 @@ pub fn patch_sweep(
                 let mut hooks = Hooks::new().intervene(point, patch);
                 let resid = resid_pre.index_select(&at, 1)?;
                 model
-                    .run(Input::Resid(&resid), &mut hooks, RunOptions::from_layer(layer).packed(&segments, &corrupted_kv).logits(Logits::Last))?
+                    .run(
+                        Input::Resid(&resid),
+                        &mut hooks,
+                        RunOptions::from_layer(layer)
+                            .packed(&segments, &corrupted_kv)
+                            .logits(Logits::Last),
+                    )?
                     .last_logits()?
             } else {
                 let source_k = repeat_rows(source, k)?;
@@ -385,7 +406,13 @@ pub fn patch_sweep(
                 let resid = repeat_rows(resid_pre, k)?;
                 let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
                 model
-                    .run(Input::Resid(&resid), &mut hooks, RunOptions::from_layer(layer).padding(&batch.pad_left).logits(Logits::Last))?
+                    .run(
+                        Input::Resid(&resid),
+                        &mut hooks,
+                        RunOptions::from_layer(layer)
+                            .padding(&batch.pad_left)
+                            .logits(Logits::Last),
+                    )?
                     .last_logits()?
             };
             for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
@@ -434,7 +461,11 @@ pub fn patch_sweep_naive(
             iv = iv.heads([h]);
         }
         let logits = model
-            .run(corrupted, &mut Hooks::new().intervene(point, iv), RunOptions::default().logits(Logits::Last))?
+            .run(
+                corrupted,
+                &mut Hooks::new().intervene(point, iv),
+                RunOptions::default().logits(Logits::Last),
+            )?
             .last_logits()?;
         values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]);
     }

@@ -112,7 +112,8 @@ pub fn alpha_sweep(
     for (i, &alpha) in alphas.iter().enumerate() {
         let mut hooks = Hooks::new();
         for &(layer, head) in heads {
-            let (p, iv) = lantern_steering::scale_head_values(model, layer, head, alpha, scale_bias)?;
+            let (p, iv) =
+                lantern_steering::scale_head_values(model, layer, head, alpha, scale_bias)?;
             hooks = hooks.intervene(p, iv);
         }
         let conts = continuations(model, tokenizer, prompts, gen, &hooks, batch_size)?;

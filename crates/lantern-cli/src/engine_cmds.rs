@@ -120,7 +120,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut hooks = hooks_from_specs(&a.intervene, &lm.model)?;
     let logits = lm
         .model
-        .run(&batch, &mut hooks, RunOptions::default().logits(Logits::Last))?
+        .run(
+            &batch,
+            &mut hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
         .last_logits()?
         .squeeze(0)?;
     let (top, _) = token_stats(&lm.tokenizer, &logits, a.top_k, &[])?;

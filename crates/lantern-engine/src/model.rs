@@ -178,7 +178,8 @@ impl Model {
             h.at(ResidMid, (&resid + &attn_out)?)?
         };
         let x = norm(&w.ln2, &mlp_in, h, Ln2Scale, Ln2Normalized)?;
-        let mlp_out = h.at(MlpOut, post_norm(&w.post_mlp_norm, self.mlp(w, &x, h)?)?)?;
+        let mlp_out = post_norm(&w.post_mlp_norm, self.mlp(w, &x, h)?)?;
+        let mlp_out = h.at(MlpOut, mlp_out)?;
 
         let resid_post = if self.cfg.parallel_residual {
             ((resid + attn_out)? + mlp_out)?

@@ -173,7 +173,12 @@ impl Model {
             Input::Batch(b) => Some(b.pad_left.as_slice()),
             _ => None,
         };
-        let given = [batch_pad.is_some(), pad_left.is_some(), cache.is_some(), packed.is_some()];
+        let given = [
+            batch_pad.is_some(),
+            pad_left.is_some(),
+            cache.is_some(),
+            packed.is_some(),
+        ];
         if given.iter().filter(|&&g| g).count() > 1 {
             return Err(Error::invalid(
                 "give the rows' padding once: a Batch, `padding`, a KV cache or packed segments",
@@ -216,11 +221,9 @@ impl Model {
             if b == rows {
                 return Ok(());
             }
-            Err(Error::ShapeMismatch {
-                name: format!("the input ({what})"),
-                expected: vec![rows, t],
-                found: vec![b, t],
-            })
+            Err(Error::invalid(format!(
+                "the input has {b} rows but {what} has {rows}"
+            )))
         };
 
         // Positions and masks, from the padding's one source.
@@ -247,13 +250,13 @@ impl Model {
             past.check_layers_from(layer)?;
             SeqCtx::packed(cfg, self.device(), segments, past.len)?
         } else if let Some(c) = cache.as_deref() {
-            rows_must_be(c.pad_left.len(), "rows of the KV cache")?;
+            rows_must_be(c.pad_left.len(), "the KV cache")?;
             c.check_layers_from(layer)?;
             SeqCtx::padded(cfg, self.device(), &c.pad_left, c.len, t)?
         } else {
             let zeros = vec![0; b];
             let pad = batch_pad.or(pad_left).unwrap_or(&zeros);
-            rows_must_be(pad.len(), "rows of the padding")?;
+            rows_must_be(pad.len(), "the padding")?;
             if let Some(&p) = pad.iter().find(|&&p| p >= t) {
                 return Err(Error::invalid(format!(
                     "a row padded by {p} positions has no real token among the {t} positions"
@@ -297,6 +300,6 @@ impl Model {
             .collect();
         let ends = Tensor::new(ends.as_slice(), self.device())?;
         let last = resid_final.squeeze(0)?.index_select(&ends, 0)?;
-        self.unembed(&last)?.unsqueeze(1)
+        Ok(self.unembed(&last)?.unsqueeze(1)?)
     }
 }

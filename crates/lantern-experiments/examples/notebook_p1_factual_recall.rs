@@ -10,7 +10,7 @@ notebook_cell(3);
 use lantern_attribution::lens::token_stats;
 use lantern_attribution::patching::SweepOptions;
 use lantern_attribution::{alpha_sweep, direct_logit_attribution, logit_lens, patch_sweep, LogitDirection, Metric, PatchGrid, PatchTarget, RecallPrompt};
-use lantern_engine::{default_model_path, load_path, Batch, GenerateConfig, Hooks, LoadOptions, Logits};
+use lantern_engine::{default_model_path, load_path, Batch, GenerateConfig, Hooks, LoadOptions, Logits, RunOptions};
 use lantern_plot::{heatmap, line_chart, Annotate, HeatmapOptions, LineOptions, PlotOptions, Series};
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -22,17 +22,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::DType;
 use lantern_causal::{
     analyse_series, DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, TimeSeries,
 };
 use lantern_engine::{
-    Batch, GenerateConfig, HookPoint, Hooks, Intervention, LoadedModel, Logits, Sampling,
+    Batch, GenerateConfig, HookPoint, Hooks, LoadedModel, Logits, RunOptions, Sampling,
 };
-use lantern_steering::{random_direction, residual_steering};
 use lantern_states::{
     learn_states, read_labelled_text, Dataset, ProbeMethod, StateSet, StatesConfig,
 };
+use lantern_steering::{random_direction, residual_steering};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -155,7 +155,8 @@ pub fn pooled_features(
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = Batch::from_ids(chunk.iter().map(|(ids, _)| ids.clone()).collect())?;
         let mut h = hooks.clone().capture(point);
-        lm.model.run(&batch, &mut h, RunOptions::default().logits(Logits::None))?;
+        lm.model
+            .run(&batch, &mut h, RunOptions::default().logits(Logits::None))?;
         let resid = h.cache.require(point)?.to_dtype(DType::F32)?;
         let t = batch.seq_len();
         for (i, (ids, n)) in chunk.iter().enumerate() {

@@ -122,7 +122,11 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
 }
 
 fn read_vector(path: &Path) -> Result<Vec<f32>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let file_error = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     serde_json::from_str::<Vec<f32>>(&text)
-        .map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))
+        .map_err(|e| file_error(format!("expected a JSON array of numbers: {e}")))
 }

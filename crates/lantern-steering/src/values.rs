@@ -60,7 +60,9 @@ pub fn scale_head_values(
     let group = cfg.n_heads / cfg.n_kv_heads;
     // Attention weights sum to one, so the bias passes into z unchanged: z = A (x W_V) + b_V.
     let iv = match (&model.weights().blocks[layer].attn.v.b, scale_bias) {
-        (Some(b), false) => keep_bias_scale(b.narrow(0, (head / group) * cfg.d_head, cfg.d_head)?, alpha),
+        (Some(b), false) => {
+            keep_bias_scale(b.narrow(0, (head / group) * cfg.d_head, cfg.d_head)?, alpha)
+        }
         _ => Intervention::scale(alpha),
     };
     Ok((point, iv.heads([head])))
