@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use lantern_engine::{Batch, HookKind, HookPoint, Hooks};
+use lantern_engine::{Batch, HookKind, HookPoint, Hooks, RunOptions};
 
 const TOL: f32 = 1e-4;
 
