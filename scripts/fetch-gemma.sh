@@ -16,7 +16,11 @@ sha="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
 version="1.0.0"
 dest="$cache/$name"
 
-check() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$sha" ]; }
+# sha256sum is GNU coreutils; macOS and minimal systems have `shasum -a 256` (Perl) instead.
+if command -v sha256sum >/dev/null; then sha256() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null; then sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
+else echo "error: neither sha256sum nor shasum is installed (needed to check the download)" >&2; exit 1; fi
+check() { [ -f "$1" ] && [ "$(sha256 "$1")" = "$sha" ]; }
 
 if check "$dest"; then echo "$dest"; exit 0; fi
 mkdir -p "$cache"

@@ -12,7 +12,11 @@ name="SmolLM2-135M-Instruct.Q4_1.gguf"
 sha="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 dest="$cache/$name"
 
-check() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$sha" ]; }
+# sha256sum is GNU coreutils; macOS and minimal systems have `shasum -a 256` (Perl) instead.
+if command -v sha256sum >/dev/null; then sha256() { sha256sum "$1" | cut -d' ' -f1; }
+elif command -v shasum >/dev/null; then sha256() { shasum -a 256 "$1" | cut -d' ' -f1; }
+else echo "error: neither sha256sum nor shasum is installed (needed to check the download)" >&2; exit 1; fi
+check() { [ -f "$1" ] && [ "$(sha256 "$1")" = "$sha" ]; }
 
 if check "$dest"; then echo "$dest"; exit 0; fi
 mkdir -p "$cache"

@@ -4,6 +4,9 @@
 # interventions, attribution, Shapley, causal graphs, states, figures, notebooks).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The tests (and the notebooks they run) use the repository's models/ unless told otherwise; the
+# library's own default is the user's cache folder.
+export LANTERN_MODEL_DIR="${LANTERN_MODEL_DIR:-$PWD/models}"
 scripts/fetch-model.sh >/dev/null
 # candle's thread pool degrades when tests oversubscribe the cores: share them out.
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"

@@ -21,7 +21,7 @@ fn pair(arch: &str) -> (Batch, Batch) {
 
 #[test]
 fn dla_pieces_sum_to_the_logit_difference() {
-    for arch in ["gpt2", "gpt_neox", "llama", "qwen2"] {
+    for arch in ["gpt2", "gpt_neox", "llama", "qwen2", "phi3"] {
         let lm = load_fixture(arch);
         let batch = Batch::from_prompts(
             &lm.tokenizer,
@@ -254,7 +254,7 @@ fn patching_identities() {
 
 #[test]
 fn fast_sweeps_equal_naive_sweeps() {
-    for arch in ["gpt2", "llama", "gpt_neox"] {
+    for arch in ["gpt2", "llama", "gpt_neox", "phi3"] {
         let lm = load_fixture(arch);
         let (clean, corrupted) = pair(arch);
         let metric = Metric::LogitDiff {

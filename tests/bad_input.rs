@@ -244,3 +244,46 @@ fn unreachable_hub_says_how_to_give_a_local_path() {
     let e = err_of(load("someone/some-model-that-does-not-exist", &quiet()).map(|_| ()));
     assert!(e.contains("local path"), "{e}");
 }
+
+#[test]
+fn a_corrupt_weight_is_reported_at_the_first_non_finite_hook_point() {
+    // NaN in layer 1's value projection: everything before `blocks.1.attn.hook_v` is finite
+    // (queries and keys of layer 1 included), everything after is poisoned.
+    let dir = scratch("nan-weight");
+    fixture_with_weight(
+        "llama",
+        "model.layers.1.self_attn.v_proj.weight",
+        f32::NAN,
+        &dir,
+    );
+    let lm = load_path(&dir, &quiet()).unwrap();
+    let batch = Batch::from_prompts(&lm.tokenizer, &["Hello there"]).unwrap();
+    let at = finite::first_non_finite(&lm.model, &batch, &Hooks::new())
+        .unwrap()
+        .expect("a non-finite point");
+    assert_eq!(at.point.name(), "blocks.1.attn.hook_v");
+    assert!(at.has_nan && at.count > 0 && at.count < at.total, "{at:?}");
+    let e = err_of(finite::check_forward(&lm.model, &batch, &Hooks::new()));
+    assert!(e.contains("blocks.1.attn.hook_v"), "{e}");
+    assert!(e.contains("NaN"), "{e}");
+
+    // +Inf in layer 0's query projection: first seen at `blocks.0.attn.hook_q`.
+    let dir = scratch("inf-weight");
+    fixture_with_weight(
+        "llama",
+        "model.layers.0.self_attn.q_proj.weight",
+        f32::INFINITY,
+        &dir,
+    );
+    let lm = load_path(&dir, &quiet()).unwrap();
+    let e = err_of(finite::check_forward(&lm.model, &batch, &Hooks::new()));
+    assert!(e.contains("blocks.0.attn.hook_q"), "{e}");
+
+    // The intact model passes, and its masked attention scores (-Inf on purpose) do not count.
+    let lm = load_fixture("llama");
+    assert_eq!(
+        finite::first_non_finite(&lm.model, &batch, &Hooks::new()).unwrap(),
+        None
+    );
+    finite::check_forward(&lm.model, &batch, &Hooks::new()).unwrap();
+}

@@ -290,3 +290,298 @@ fn graph_runs_on_any_recorded_series() {
     let (ok, _, err) = lantern(&["graph", "--series", path.to_str().unwrap(), "--json"]);
     assert!(!ok && err.contains('x'), "{err}");
 }
+
+/// `lantern` with extra environment variables.
+fn lantern_env(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The lag-1 chain a -> b -> c of `graph_runs_on_any_recorded_series`, smaller.
+fn write_series(path: &std::path::Path) {
+    let mut csv = String::from("session,step,a,b,c\n");
+    let mut rng = 777u64;
+    let mut noise = || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((rng >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    };
+    for s in 0..2 {
+        let (mut a, mut b) = (0.0, 0.0);
+        for t in 0..80 {
+            let (na, nb, c) = (0.5 * a + noise(), 0.8 * a + noise(), 0.8 * b + noise());
+            (a, b) = (na, nb);
+            csv.push_str(&format!("{s},{t},{a},{b},{c}\n"));
+        }
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+#[test]
+fn same_inputs_and_seed_give_byte_identical_json() {
+    let dir = scratch("determinism");
+    let template = dir.join("template.txt");
+    std::fs::write(
+        &template,
+        "{{a: Hello there.}}{{b: The weather is fine.}}{{c: We like tea.}}{{d: It is late.}} The answer is",
+    )
+    .unwrap();
+    let series = dir.join("series.csv");
+    write_series(&series);
+    let m = model();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["run", &m, "--prompt", "Hello there", "--top-k", "8"],
+        vec![
+            "heads",
+            &m,
+            "--prompt",
+            "Hello there",
+            "--target",
+            " a",
+            "--versus",
+            " b",
+        ],
+        vec![
+            "patch",
+            &m,
+            "--clean",
+            "Hello there",
+            "--corrupted",
+            "Hello where",
+            "--target",
+            " a",
+            "--versus",
+            " b",
+            "--metric",
+            "logit_diff",
+        ],
+        vec![
+            "shapley",
+            &m,
+            "--template",
+            template.to_str().unwrap(),
+            "--target",
+            " a",
+            "--method",
+            "permutation",
+            "--budget",
+            "12",
+            "--seed",
+            "7",
+        ],
+        vec![
+            "graph",
+            "--series",
+            series.to_str().unwrap(),
+            "--bootstrap",
+            "8",
+            "--seed",
+            "3",
+        ],
+        vec![
+            "generate",
+            &m,
+            "--prompt",
+            "Hello",
+            "--max-new-tokens",
+            "8",
+            "--temperature",
+            "1.0",
+            "--seed",
+            "11",
+        ],
+    ];
+    for args in commands {
+        let args: Vec<&str> = args.into_iter().chain(["--json", "--quiet"]).collect();
+        let (ok, first, err) = lantern(&args);
+        assert!(ok, "{args:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&first)
+            .unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {first}"));
+        let (ok, second, err) = lantern(&args);
+        assert!(ok, "{args:?}: {err}");
+        assert!(
+            first == second,
+            "{args:?} differs between two runs:\n{first}\n---\n{second}"
+        );
+    }
+}
+
+#[test]
+fn a_corrupt_weight_fails_with_the_hook_point_where_it_first_shows() {
+    let dir = scratch("nan");
+    let m = fixture_with_weight(
+        "llama",
+        "model.layers.1.self_attn.v_proj.weight",
+        f32::NAN,
+        &dir,
+    );
+    let m = m.to_str().unwrap();
+    for args in [
+        vec!["run", m, "--prompt", "Hello there"],
+        vec!["generate", m, "--prompt", "Hello", "--max-new-tokens", "3"],
+        vec!["heads", m, "--prompt", "Hello there", "--target", " a"],
+        vec![
+            "patch",
+            m,
+            "--clean",
+            "Hello there",
+            "--corrupted",
+            "Hello where",
+            "--target",
+            " a",
+            "--versus",
+            " b",
+        ],
+    ] {
+        let args: Vec<&str> = args.into_iter().chain(["--json", "--quiet"]).collect();
+        let (ok, out, err) = lantern(&args);
+        assert!(!ok, "{args:?} should fail, printed {out}");
+        assert!(err.contains("blocks.1.attn.hook_v"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn hub_ids_use_the_hf_environment_and_explain_offline_use() {
+    let dir = scratch("hub");
+    let home = dir.to_str().unwrap();
+    // Port 9 on the loopback address refuses at once: no network is needed.
+    let env = [
+        ("HF_HOME", home),
+        ("HF_ENDPOINT", "http://127.0.0.1:9"),
+        ("HF_TOKEN", "hf_test"),
+    ];
+    let (ok, _, err) = lantern_env(
+        &[
+            "run",
+            "some-org/some-model@v1.0",
+            "--prompt",
+            "x",
+            "--quiet",
+        ],
+        &env,
+    );
+    assert!(!ok);
+    assert!(err.contains("some-org/some-model@v1.0"), "{err}");
+    assert!(
+        err.contains("http://127.0.0.1:9"),
+        "HF_ENDPOINT is used: {err}"
+    );
+    assert!(err.contains("local path"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Runs `lantern cache` writing `out`, SIGKILLed after `delay` (if still running).
+fn killed_cache_export(
+    model: &str,
+    prompt: &str,
+    out: &std::path::Path,
+    delay: std::time::Duration,
+) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lantern"))
+        .args([
+            "cache",
+            model,
+            "--prompt",
+            prompt,
+            "--hooks",
+            "blocks.*.attn.hook_*,blocks.*.mlp.hook_*",
+            "--quiet",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("runs");
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL on Unix; fails harmlessly when the run has already ended
+    let _ = child.wait();
+}
+
+#[test]
+fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
+    use std::time::Instant;
+    // The tiny llama with a longer context (rotary positions have no weights), so one export of
+    // every attention and MLP hook is tens of MB and its write takes a measurable time.
+    let dir = scratch("sigkill");
+    let model_dir = dir.join("model");
+    std::fs::create_dir(&model_dir).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture_dir("llama").join(f), model_dir.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir("llama").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    cfg["max_position_embeddings"] = serde_json::json!(2048);
+    std::fs::write(model_dir.join("config.json"), cfg.to_string()).unwrap();
+    let m = model_dir.to_str().unwrap();
+    let old_prompt = "An older, shorter prompt.";
+    let new_prompt = "The quick brown fox jumps over the lazy dog. ".repeat(20);
+
+    // The two complete files, and how long a full run takes.
+    let export = |prompt: &str, out: &std::path::Path| {
+        let (ok, _, err) = lantern(&[
+            "cache",
+            m,
+            "--prompt",
+            prompt,
+            "--hooks",
+            "blocks.*.attn.hook_*,blocks.*.mlp.hook_*",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        std::fs::read(out).unwrap()
+    };
+    let old = export(old_prompt, &dir.join("old.safetensors"));
+    let start = Instant::now();
+    let new = export(&new_prompt, &dir.join("new.safetensors"));
+    let full_run = start.elapsed();
+    assert!(
+        new.len() > 10_000_000,
+        "the new export is {} bytes",
+        new.len()
+    );
+    assert_ne!(old, new);
+
+    // Kill runs that replace the old file at delays spread over the whole run, the write included.
+    let out = dir.join("c.safetensors");
+    let (mut saw_old, mut saw_new) = (0, 0);
+    let steps = 24;
+    for i in 0..=steps {
+        std::fs::write(&out, &old).unwrap();
+        let delay = full_run.mul_f64(0.3 + 0.8 * i as f64 / steps as f64);
+        killed_cache_export(m, &new_prompt, &out, delay);
+        let now = std::fs::read(&out).expect("the old file is never removed without a new one");
+        if now == old {
+            saw_old += 1;
+        } else if now == new {
+            saw_new += 1;
+            candle_core::safetensors::load(&out, &candle_core::Device::Cpu).expect("parses");
+        } else {
+            panic!(
+                "killed after {delay:?}: a torn file of {} bytes (old {}, new {})",
+                now.len(),
+                old.len(),
+                new.len()
+            );
+        }
+    }
+    eprintln!("full run {full_run:?}: {saw_old} kills left the old file, {saw_new} the new one");
+    assert!(
+        saw_old > 0,
+        "no kill landed before the rename: the test did not probe the write"
+    );
+}

@@ -18,7 +18,7 @@ fn prompts() -> [&'static str; 3] {
 
 #[test]
 fn padded_rows_equal_their_unpadded_runs() {
-    for arch in ["gpt2", "gpt_neox", "llama", "qwen2"] {
+    for arch in ["gpt2", "gpt_neox", "llama", "qwen2", "phi3"] {
         let lm = load_fixture(arch);
         let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
         assert!(
@@ -58,7 +58,7 @@ fn padded_rows_equal_their_unpadded_runs() {
 
 #[test]
 fn kv_cache_generation_equals_full_recomputation() {
-    for arch in ["gpt2", "gpt_neox", "llama"] {
+    for arch in ["gpt2", "gpt_neox", "llama", "phi3"] {
         let lm = load_fixture(arch);
         let cfg = GenerateConfig {
             max_new_tokens: 8,
@@ -350,7 +350,7 @@ fn gqa_value_scaling_matches_scaling_the_repeated_values() {
 
 #[test]
 fn resuming_from_a_layer_equals_the_full_run() {
-    for arch in ["gpt2", "gpt_neox", "llama"] {
+    for arch in ["gpt2", "gpt_neox", "llama", "phi3"] {
         let lm = load_fixture(arch);
         let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
         let p = HookPoint::resid_pre(1);
@@ -377,8 +377,9 @@ fn resuming_from_a_layer_equals_the_full_run() {
 
 #[test]
 fn packed_segments_equal_the_full_run() {
-    // gemma3's fixture has a sliding window of 4, so the later segments cross it.
-    for arch in ["gpt2", "gpt_neox", "llama", "gemma3"] {
+    // gemma3's and phi3's fixtures have sliding windows of 4 and 5, so the later segments
+    // cross them.
+    for arch in ["gpt2", "gpt_neox", "llama", "gemma3", "phi3"] {
         let lm = load_fixture(arch);
         let batch = Batch::from_prompts(&lm.tokenizer, &[prompts()[0]]).unwrap();
         let t = batch.seq_len();

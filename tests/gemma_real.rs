@@ -23,20 +23,7 @@ const LOGIT_TOL: f32 = 1e-3;
 
 /// The GGUF, fetched (cached, idempotent, sha256-checked) by scripts/fetch-gemma.sh when missing.
 fn gemma_path() -> PathBuf {
-    let path = lantern_engine::load::model_cache_dir().join(GEMMA_FILE);
-    if path.exists() {
-        return path;
-    }
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/fetch-gemma.sh"))
-        .output()
-        .expect("running scripts/fetch-gemma.sh");
-    assert!(
-        out.status.success(),
-        "scripts/fetch-gemma.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    fetched_model(GEMMA_FILE, "fetch-gemma.sh")
 }
 
 fn reference_json() -> serde_json::Value {

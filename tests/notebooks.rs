@@ -376,7 +376,9 @@ fn notebooks_run() {
         );
         let start = Instant::now();
         let mut cmd = Command::new(&exe);
-        cmd.current_dir(common::repo_root().join("notebooks"));
+        cmd.current_dir(common::repo_root().join("notebooks"))
+            // The notebooks call `default_model_path()`: point it at the tests' model folder.
+            .env("LANTERN_MODEL_DIR", common::model_dir());
         if update {
             cmd.env(CELL_MARKERS, "1");
         }

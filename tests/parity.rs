@@ -5,12 +5,16 @@
 mod common;
 
 use common::*;
-use lantern_engine::{Batch, HookKind, HookPoint, Hooks, RunOptions};
+use lantern_engine::{load_path, Batch, HookKind, HookPoint, Hooks, LoadedModel, RunOptions};
 
 const TOL: f32 = 1e-4;
 
 fn check_architecture(name: &str) {
-    let lm = load_fixture(name);
+    check_model(name, load_fixture(name));
+}
+
+/// Runs `lm` on the reference prompts of fixture `name` and compares logits and activations.
+fn check_model(name: &str, lm: LoadedModel) {
     let reference = load_reference(name, "reference.safetensors");
     let batch = Batch::from_ids(ids_of(&reference["input_ids"])).unwrap();
     let cfg = lm.model.config().clone();
@@ -78,4 +82,34 @@ fn qwen2_matches_transformers() {
 fn gemma3_matches_transformers() {
     // Sliding window 4 on a 7-token prompt, so the local mask and local rotary base both matter.
     check_architecture("gemma3");
+}
+
+#[test]
+fn phi3_matches_transformers() {
+    // Fused qkv and gate/up projections, partial rotary (8 of 16 dims), sliding window 5 on a
+    // 7-token prompt, untied unembedding.
+    check_architecture("phi3");
+}
+
+#[test]
+fn phi3_gguf_matches_transformers() {
+    // The same weights written as a GGUF with llama.cpp's names (gguf-py's map) and metadata.
+    let path = fixture_dir("phi3").join("model.gguf");
+    let lm = load_path(&path, &quiet()).unwrap_or_else(|e| panic!("{e}"));
+    let from_hf = load_fixture("phi3");
+    // GGUF stores eps as f32: equal up to f32 rounding, every other field exactly.
+    let (mut cfg, hf_cfg) = (lm.model.config().clone(), from_hf.model.config());
+    assert!(
+        (cfg.norm_eps - hf_cfg.norm_eps).abs() < 1e-12,
+        "{}",
+        cfg.norm_eps
+    );
+    cfg.norm_eps = hf_cfg.norm_eps;
+    assert_eq!(&cfg, hf_cfg);
+    let prompt = "The capital of Germany is Berlin.";
+    assert_eq!(
+        lm.tokenizer.encode(prompt).unwrap(),
+        from_hf.tokenizer.encode(prompt).unwrap()
+    );
+    check_model("phi3", lm);
 }

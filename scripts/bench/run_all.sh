@@ -8,6 +8,7 @@
 # Needs the Python stack: pip install -r scripts/fixtures/requirements.txt
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+export LANTERN_MODEL_DIR="${LANTERN_MODEL_DIR:-$PWD/models}"   # the benches use default_model_path()
 model="$(scripts/fetch-model.sh)"
 py="${PYTHON:-python3}"
 export LANTERN_THREADS="${LANTERN_THREADS:-2}" RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
@@ -27,8 +28,8 @@ if [[ "$only" == all || "$only" == patching ]]; then
   # Same prompts as torch_patching.py (clean/corrupted, equal length), every layer x every position.
   clean="$("$py" -c 'import sys; sys.path.insert(0,"scripts/bench"); import torch_patching as t; print(t.CLEAN)')"
   corrupt="$("$py" -c 'import sys; sys.path.insert(0,"scripts/bench"); import torch_patching as t; print(t.CORRUPT)')"
-  "$lantern" patch "$model" --clean "$clean" --corrupted "$corrupt" --target " Mary" --versus " John" --hook resid_pre --grid layer_pos --metric logit_diff --json --quiet > "$tmp/lp.json"
-  lantern_s="$("$py" -c "import json; print(json.load(open('$tmp/lp.json'))['seconds'])")"
+  "$lantern" patch "$model" --clean "$clean" --corrupted "$corrupt" --target " Mary" --versus " John" --hook resid_pre --grid layer_pos --metric logit_diff --json --quiet > "$tmp/lp.json" 2> "$tmp/lp.err"
+  lantern_s="$(awk '$1 == "sweep_seconds" { print $2 }' "$tmp/lp.err")"   # the sweep alone, no load
   patches="$("$py" -c "import json; print(json.load(open('$tmp/lp.json'))['result']['patches'])")"
   torch_json="$("$py" scripts/bench/torch_patching.py ${TORCH_MAX_PATCHES:+--max-patches $TORCH_MAX_PATCHES})"
   add patching "{\"lantern_seconds\": $lantern_s, \"patches\": $patches, \"torch\": $torch_json}"

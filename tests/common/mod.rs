@@ -72,17 +72,36 @@ pub fn load_reference(name: &str, file: &str) -> HashMap<String, Tensor> {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// Where the tests keep the real models: `$LANTERN_MODEL_DIR` (scripts/test.sh sets it), else the
+/// repository's `models/` — the folder scripts/fetch-model.sh fills by default — rather than the
+/// library's default, the user's cache folder.
+pub fn model_dir() -> PathBuf {
+    match std::env::var_os("LANTERN_MODEL_DIR").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("models"),
+    }
+}
+
+/// A model file in [`model_dir`], fetched (cached, idempotent, sha256-checked) by `script` when
+/// missing.
+pub fn fetched_model(file: &str, script: &str) -> PathBuf {
+    let path = model_dir().join(file);
+    if path.exists() {
+        return path;
+    }
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("scripts").join(script))
+        .env("LANTERN_MODEL_DIR", model_dir())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running scripts/{script}: {e}"));
+    assert!(out.status.success(), "scripts/{script} failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
 /// The real model, fetched (cached, idempotent) by scripts/fetch-model.sh when missing.
 pub fn smollm2_path() -> PathBuf {
-    if let Ok(p) = lantern_engine::default_model_path() {
-        return p;
-    }
-    let status = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/fetch-model.sh"))
-        .status()
-        .expect("running scripts/fetch-model.sh");
-    assert!(status.success(), "scripts/fetch-model.sh failed");
-    lantern_engine::default_model_path().expect("model fetched")
+    fetched_model(lantern_engine::load::DEFAULT_MODEL_FILE, "fetch-model.sh")
 }
 
 pub fn load_smollm2() -> LoadedModel {
@@ -139,4 +158,24 @@ pub fn ids_of(t: &Tensor) -> Vec<Vec<u32>> {
         .into_iter()
         .map(|r| r.into_iter().map(|v| v as u32).collect())
         .collect()
+}
+
+/// A copy of fixture `name` in `dir` whose weight `tensor` has its first element set to `value`
+/// (e.g. NaN or Inf: a corrupt weight). Returns `dir`.
+pub fn fixture_with_weight(name: &str, tensor: &str, value: f32, dir: &Path) -> PathBuf {
+    for f in ["config.json", "tokenizer.json"] {
+        std::fs::copy(fixture_dir(name).join(f), dir.join(f)).unwrap();
+    }
+    let mut weights =
+        candle_core::safetensors::load(fixture_dir(name).join("model.safetensors"), &Device::Cpu)
+            .unwrap();
+    let w = weights
+        .get(tensor)
+        .unwrap_or_else(|| panic!("fixture {name} has no tensor {tensor}"));
+    let mut values = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    values[0] = value;
+    let damaged = Tensor::from_vec(values, w.dims(), &Device::Cpu).unwrap();
+    weights.insert(tensor.to_string(), damaged);
+    candle_core::safetensors::save(&weights, dir.join("model.safetensors")).unwrap();
+    dir.to_path_buf()
 }

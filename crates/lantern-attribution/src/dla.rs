@@ -7,8 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 use lantern_engine::{
-    config::NormKind, Architecture, Batch, Error, HookKind, HookPoint, Hooks, Model, Result,
-    RunOptions,
+    config::NormKind, Batch, Error, HookKind, HookPoint, Hooks, Model, Result, RunOptions,
 };
 use serde::Serialize;
 
@@ -62,15 +61,21 @@ pub struct Dla {
 impl Dla {
     /// Heads sorted by attribution, largest first: `(layer, head, value)`.
     pub fn ranked_heads(&self) -> Vec<(usize, usize, f64)> {
-        let mut all: Vec<(usize, usize, f64)> = self
-            .heads
-            .iter()
-            .enumerate()
-            .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
-            .collect();
-        all.sort_by(|a, b| b.2.total_cmp(&a.2));
-        all
+        rank_heads(&self.heads, |v| v)
     }
+}
+
+/// The heads of a `[layer][head]` map as `(layer, head, value)`, sorted by `key(value)`, largest
+/// first; ties keep layer-then-head order. `key` is the identity for "pushes the target most"
+/// and `f64::abs` for "largest effect either way".
+pub fn rank_heads(values: &[Vec<f64>], key: impl Fn(f64) -> f64) -> Vec<(usize, usize, f64)> {
+    let mut all: Vec<(usize, usize, f64)> = values
+        .iter()
+        .enumerate()
+        .flat_map(|(l, row)| row.iter().enumerate().map(move |(h, &v)| (l, h, v)))
+        .collect();
+    all.sort_by(|a, b| key(b.2).total_cmp(&key(a.2)));
+    all
 }
 
 /// Direct logit attribution for every row of `batch` at `position` (default: the last), each row
@@ -82,8 +87,8 @@ pub fn direct_logit_attribution(
     position: Option<usize>,
 ) -> Result<Vec<Dla>> {
     let cfg = model.config();
-    if cfg.architecture == Architecture::Gemma3 {
-        return Err(Error::invalid("direct logit attribution needs a residual stream that is a sum of head outputs; Gemma 3's post-attention norms break that"));
+    if cfg.post_norms {
+        return Err(Error::invalid(format!("direct logit attribution needs a residual stream that is a sum of head outputs; the post-attention and post-MLP norms of this model ({:?}) break that", cfg.architecture)));
     }
     if directions.len() != batch.len() {
         return Err(Error::invalid(format!(
@@ -109,6 +114,8 @@ pub fn direct_logit_attribution(
     }
     let out = model.run(batch, &mut hooks, RunOptions::default())?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
+    // Attributions of a NaN are NaN: stop at the hook point where it first appears instead.
+    lantern_engine::finite::ensure_finite(model, batch, &Hooks::new(), &logits)?;
     let at = |t: &Tensor| -> Result<Tensor> {
         Ok(t.narrow(1, pos, 1)?.squeeze(1)?.to_dtype(DType::F32)?)
     };

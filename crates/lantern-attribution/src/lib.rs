@@ -15,9 +15,10 @@ pub mod lens;
 pub mod patching;
 pub mod scaling;
 
-pub use dla::{direct_logit_attribution, logit_direction, Dla, LogitDirection};
+pub use dla::{direct_logit_attribution, logit_direction, rank_heads, Dla, LogitDirection};
 pub use lens::{logit_lens, token_stats, LensLayer, TokenStat};
 pub use patching::{
-    patch_sweep, patch_sweep_naive, Metric, PatchGrid, PatchResult, PatchTarget, SweepOptions,
+    patch_sweep, patch_sweep_naive, Metric, MetricKind, PatchGrid, PatchResult, PatchTarget,
+    SweepOptions,
 };
 pub use scaling::{alpha_sweep, classify, AlphaPoint, Answer, RecallPrompt};

@@ -12,7 +12,7 @@
 
 use candle_core::{DType, Tensor};
 use lantern_engine::{
-    Batch, Error, HookKind, HookPoint, Hooks, Input, Intervention, Logits, Model, Result,
+    finite, Batch, Error, HookKind, HookPoint, Hooks, Input, Intervention, Logits, Model, Result,
     RunOptions, Segment,
 };
 use serde::Serialize;
@@ -51,7 +51,11 @@ impl PatchTarget {
             Self::HeadPattern => HookKind::AttnPattern,
         }
     }
-    pub fn parse(name: &str) -> Result<Self> {
+}
+
+impl std::str::FromStr for PatchTarget {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
         Ok(match name {
             "resid_pre" => Self::ResidPre,
             "resid_mid" => Self::ResidMid,
@@ -111,6 +115,42 @@ pub enum Metric {
     /// `(m - m_corrupted) / (m_clean - m_corrupted)` of the logit difference: 0 = corrupted,
     /// 1 = clean.
     Normalized { target: u32, versus: u32 },
+}
+
+/// A [`Metric`] by name, before its tokens are known (`normalized`, `logit_diff`, `prob`): what a
+/// command line or a config file names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Normalized,
+    LogitDiff,
+    Prob,
+}
+
+impl MetricKind {
+    /// The metric on `target` and `versus` (`prob` scores `target` alone).
+    pub fn with_tokens(self, target: u32, versus: u32) -> Metric {
+        match self {
+            Self::Normalized => Metric::Normalized { target, versus },
+            Self::LogitDiff => Metric::LogitDiff { target, versus },
+            Self::Prob => Metric::Prob { token: target },
+        }
+    }
+}
+
+impl std::str::FromStr for MetricKind {
+    type Err = Error;
+    fn from_str(name: &str) -> Result<Self> {
+        Ok(match name {
+            "normalized" => Self::Normalized,
+            "logit_diff" => Self::LogitDiff,
+            "prob" => Self::Prob,
+            other => {
+                return Err(Error::invalid(format!(
+                    "unknown metric `{other}` (normalized, logit_diff, prob)"
+                )))
+            }
+        })
+    }
 }
 
 impl Metric {
@@ -285,28 +325,29 @@ fn baselines(
     let n = model.config().n_layers;
     let mut clean_hooks =
         Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
-    let m_clean = metric.raw(
-        &model
-            .run(
-                clean,
-                &mut clean_hooks,
-                RunOptions::default().logits(Logits::Last),
-            )?
-            .last_logits()?,
-    )?[0];
+    // A NaN in either baseline would make every patch's score NaN: name its source instead.
+    let clean_logits = model
+        .run(
+            clean,
+            &mut clean_hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
+        .last_logits()?;
+    finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
+    let m_clean = metric.raw(&clean_logits)?[0];
     let mut corrupted_hooks = match corrupted_capture {
         Some(kind) => Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, kind))),
         None => Hooks::new(),
     };
-    let m_corrupted = metric.raw(
-        &model
-            .run(
-                corrupted,
-                &mut corrupted_hooks,
-                RunOptions::default().logits(Logits::Last),
-            )?
-            .last_logits()?,
-    )?[0];
+    let corrupted_logits = model
+        .run(
+            corrupted,
+            &mut corrupted_hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
+        .last_logits()?;
+    finite::ensure_finite(model, corrupted, &Hooks::new(), &corrupted_logits)?;
+    let m_corrupted = metric.raw(&corrupted_logits)?[0];
     if matches!(metric, Metric::Normalized { .. }) && (m_clean - m_corrupted).abs() < 1e-9 {
         return Err(Error::invalid("the clean and corrupted runs have the same logit difference, so the normalised score is undefined; use the logit_diff metric"));
     }

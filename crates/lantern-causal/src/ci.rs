@@ -81,6 +81,20 @@ pub enum CiTestKind {
     RankParCorr,
 }
 
+impl std::str::FromStr for CiTestKind {
+    type Err = CausalError;
+    /// `parcorr` (linear) or `rank` (Spearman, monotone nonlinear).
+    fn from_str(name: &str) -> Result<Self> {
+        match name {
+            "parcorr" => Ok(CiTestKind::ParCorr),
+            "rank" => Ok(CiTestKind::RankParCorr),
+            other => Err(CausalError::InvalidConfig(format!(
+                "unknown conditional-independence test `{other}` (parcorr, rank)"
+            ))),
+        }
+    }
+}
+
 impl CiTestKind {
     /// Instantiates the test.
     pub fn build(self) -> Box<dyn CiTest> {

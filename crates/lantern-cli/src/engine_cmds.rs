@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use lantern_attribution::lens::{logit_lens, token_stats};
-use lantern_engine::{generate::Sampling, hooks, Batch, GenerateConfig, Hooks, Logits, RunOptions};
+use lantern_engine::{
+    finite, generate::Sampling, hooks, Batch, GenerateConfig, Hooks, Logits, RunOptions,
+};
 use lantern_steering::spec;
 use serde_json::json;
 
-use crate::util::{print_json, ModelArgs};
+use crate::util::{check_finite, print_json, ModelArgs};
 
 #[derive(Args)]
 pub struct InspectArgs {
@@ -125,8 +127,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             &mut hooks,
             RunOptions::default().logits(Logits::Last),
         )?
-        .last_logits()?
-        .squeeze(0)?;
+        .last_logits()?;
+    finite::ensure_finite(&lm.model, &batch, &hooks, &logits)?;
+    let logits = logits.squeeze(0)?;
     let (top, _) = token_stats(&lm.tokenizer, &logits, a.top_k, &[])?;
     let ids = batch.row(0).to_vec();
     if a.json {
@@ -184,6 +187,7 @@ pub fn lens(a: LensArgs) -> Result<()> {
         .iter()
         .map(|t| lm.tokenizer.single_token(t))
         .collect::<lantern_engine::Result<_>>()?;
+    check_finite(&lm, &a.prompt, &Hooks::new())?;
     let rows = logit_lens(&lm.model, &lm.tokenizer, &batch, None, a.top_k, &tracked)?;
     if a.json {
         return print_json(&rows);
@@ -255,6 +259,7 @@ pub fn generate(a: GenerateArgs) -> Result<()> {
         stop_strings: a.stop.clone(),
         ..Default::default()
     };
+    check_finite(&lm, &a.prompt, &hooks)?;
     let g = lm
         .model
         .generate(&lm.tokenizer, &a.prompt, &cfg, &mut hooks)?;
@@ -286,7 +291,10 @@ pub fn cache(a: CacheArgs) -> Result<()> {
     let lm = a.model.load()?;
     let batch = Batch::from_prompts(&lm.tokenizer, &[a.prompt.as_str()])?;
     let mut hooks = Hooks::new().capture_pattern(lm.model.config(), &a.hooks)?;
-    lm.model.run(&batch, &mut hooks, RunOptions::default())?;
+    let out = lm.model.run(&batch, &mut hooks, RunOptions::default())?;
+    if let Some(logits) = &out.logits {
+        finite::ensure_finite(&lm.model, &batch, &Hooks::new(), logits)?;
+    }
     if a.out.extension().is_some_and(|e| e == "safetensors") {
         hooks.cache.save_safetensors(&a.out)?;
     } else {

@@ -2,6 +2,7 @@
 //! library crates; no analysis lives here.
 
 mod engine_cmds;
+mod experiment_cmd;
 mod p1_cmds;
 mod p2_cmds;
 mod p3_cmds;
@@ -47,7 +48,7 @@ enum Command {
     /// Time-lagged causal discovery and analysis of a recorded series (CSV) (paper P3).
     Graph(p3_cmds::GraphArgs),
     /// Run every step of an experiment file (TOML).
-    Experiment(p1_cmds::ExperimentArgs),
+    Experiment(experiment_cmd::ExperimentArgs),
 }
 
 fn main() {
@@ -66,7 +67,7 @@ fn main() {
         Command::States(a) => p3_cmds::states(a),
         Command::Sessions(a) => p3_cmds::sessions(a),
         Command::Graph(a) => p3_cmds::graph(a),
-        Command::Experiment(a) => p1_cmds::experiment(a),
+        Command::Experiment(a) => experiment_cmd::experiment(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

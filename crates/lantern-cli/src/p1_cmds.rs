@@ -1,18 +1,15 @@
-//! heads, patch, scale, experiment (paper P1 and experiment files).
+//! heads, patch, scale (paper P1).
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use lantern_attribution::patching::SweepOptions;
-use lantern_attribution::{
-    direct_logit_attribution, patch_sweep, LogitDirection, Metric, PatchGrid, PatchTarget,
-};
+use lantern_attribution::{patch_sweep, rank_heads, MetricKind, PatchGrid, PatchTarget};
 use lantern_engine::Batch;
 use lantern_experiments::experiment::ExperimentFile;
-use lantern_experiments::output::{grid_csv, ResultsDir};
-use lantern_experiments::p1;
-use serde_json::json;
+use lantern_experiments::output::ResultsDir;
+use lantern_experiments::p1::{self, artefacts, CommandJson, HeadIndex, PatchReport, ScaleReport};
 
 use crate::util::{print_json, progress, ModelArgs};
 
@@ -44,7 +41,7 @@ pub struct HeadsArgs {
 
 pub fn heads(a: HeadsArgs) -> Result<()> {
     let lm = a.model.load()?;
-    let (metric, values) = if let Some(config) = &a.config {
+    let map = if let Some(config) = &a.config {
         let (file, cfg) = p1_config(config)?;
         let prompts = p1::build_prompts(
             &cfg,
@@ -54,75 +51,24 @@ pub fn heads(a: HeadsArgs) -> Result<()> {
         let pb = progress(a.model.quiet, prompts.len(), "head attribution");
         let r = p1::head_attribution(&lm, &cfg, &prompts, &mut |d, _| pb.set_position(d as u64))?;
         pb.finish_and_clear();
-        (r.metric, r.values)
+        r.map()
     } else {
         let prompt = a.prompt.as_deref().context("--prompt is required")?;
         let target = a
             .target
             .as_deref()
             .context("--target is required with --prompt")?;
-        let batch = Batch::from_prompts(&lm.tokenizer, &[prompt])?;
-        let dir = LogitDirection {
-            target: lm.tokenizer.single_token(target)?,
-            versus: a
-                .versus
-                .as_deref()
-                .map(|v| lm.tokenizer.single_token(v))
-                .transpose()?,
-        };
-        let d = direct_logit_attribution(&lm.model, &batch, &[dir], a.position)?.remove(0);
-        let metric = match &a.versus {
-            Some(v) => format!(
-                "logit({target:?}) - logit({v:?}) at position {}",
-                d.position
-            ),
-            None => format!("logit({target:?}) at position {}", d.position),
-        };
-        (metric, d.heads)
+        p1::prompt_heads(&lm, prompt, target, a.versus.as_deref(), a.position)?
     };
-    let cfg = lm.model.config();
     if let Some(out) = &a.out {
-        let dir = ResultsDir::create(out)?;
-        let labels = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
-        dir.json("heads.json", &json!({"metric": metric, "layers": cfg.n_layers, "heads": cfg.n_heads, "values": values}))?;
-        dir.csv(
-            "heads.csv",
-            &grid_csv(
-                "layer\\head",
-                &labels(cfg.n_layers, "L"),
-                &labels(cfg.n_heads, "H"),
-                &values,
-            ),
-        )?;
-        let mut opts = lantern_plot::HeatmapOptions::new(
-            lantern_plot::PlotOptions::new("Direct logit attribution per head")
-                .x_label("head")
-                .y_label("layer")
-                .size(760, 900),
-        );
-        opts.colorbar_label = metric.clone();
-        lantern_plot::heatmap(
-            &values,
-            &labels(cfg.n_layers, ""),
-            &labels(cfg.n_heads, ""),
-            &opts,
-            dir.path("heads_dla"),
-        )?;
+        artefacts::write_heads_map(&ResultsDir::create(out)?, &map)?;
     }
     if a.json {
-        return print_json(
-            &json!({"metric": metric, "layers": cfg.n_layers, "heads": cfg.n_heads, "values": values}),
-        );
+        return print_json(&map.to_json()?);
     }
-    println!("{metric}");
-    let mut ranked: Vec<(usize, usize, f64)> = values
-        .iter()
-        .enumerate()
-        .flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v)))
-        .collect();
-    ranked.sort_by(|x, y| y.2.abs().total_cmp(&x.2.abs()));
+    println!("{}", map.metric);
     println!("largest |attribution|:");
-    for (l, h, v) in ranked.iter().take(10) {
+    for (l, h, v) in rank_heads(&map.values, f64::abs).iter().take(10) {
         println!("  L{l}H{h}  {v:+.4}");
     }
     Ok(())
@@ -180,13 +126,8 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         lm.tokenizer.single_token(&a.target)?,
         lm.tokenizer.single_token(&a.versus)?,
     );
-    let metric = match a.metric.as_str() {
-        "normalized" => Metric::Normalized { target, versus },
-        "logit_diff" => Metric::LogitDiff { target, versus },
-        "prob" => Metric::Prob { token: target },
-        other => bail!("unknown metric `{other}` (normalized, logit_diff, prob)"),
-    };
-    let target_point = PatchTarget::parse(&a.hook)?;
+    let metric = a.metric.parse::<MetricKind>()?.with_tokens(target, versus);
+    let target_point: PatchTarget = a.hook.parse()?;
     let grid = PatchGrid::parse(&a.grid, a.layer)?;
     let pb = progress(a.model.quiet, 0, "patching");
     let mut tick = |done: usize, total: usize| {
@@ -194,7 +135,7 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         pb.set_position(done as u64);
     };
     let start = std::time::Instant::now();
-    let r = patch_sweep(
+    let result = patch_sweep(
         &lm.model,
         &clean,
         &corrupted,
@@ -207,53 +148,33 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         },
     )?;
     pb.finish_and_clear();
-    let seconds = start.elapsed().as_secs_f64();
-    let tokens: Vec<String> = clean
-        .row(0)
-        .iter()
-        .map(|&i| lm.tokenizer.token_text(i))
-        .collect();
+    let report = PatchReport {
+        result,
+        seconds: start.elapsed().as_secs_f64(),
+        tokens: clean
+            .row(0)
+            .iter()
+            .map(|&i| lm.tokenizer.token_text(i))
+            .collect(),
+    };
     if let Some(out) = &a.out {
         let dir = ResultsDir::create(out)?;
-        dir.json(
-            "patching.json",
-            &json!({"result": r, "tokens": tokens, "seconds": seconds}),
-        )?;
-        dir.csv(
-            "patching.csv",
-            &grid_csv("row\\col", &r.row_labels, &r.col_labels, &r.values),
-        )?;
-        let cols: Vec<String> = if matches!(
-            grid,
-            PatchGrid::LayerPosition | PatchGrid::HeadPosition { .. }
-        ) {
-            tokens
-                .iter()
-                .enumerate()
-                .map(|(i, t)| format!("{i}:{t}"))
-                .collect()
-        } else {
-            r.col_labels.clone()
-        };
-        let mut opts = lantern_plot::HeatmapOptions::new(
-            lantern_plot::PlotOptions::new(format!("Activation patching: {}", a.hook))
-                .x_label(if cols.len() == tokens.len() {
-                    "position (token)"
-                } else {
-                    "head"
-                })
-                .y_label("layer")
-                .size(1000, 900),
-        );
-        opts.colorbar_label = a.metric.clone();
-        lantern_plot::heatmap(&r.values, &r.row_labels, &cols, &opts, dir.path("patching"))?;
+        artefacts::write_patch_report(&dir, &report, &a.hook, &a.metric)?;
     }
     if a.json {
-        return print_json(&json!({"result": r, "tokens": tokens, "seconds": seconds}));
+        // The wall time goes to stderr: the JSON on stdout depends on the inputs alone, so two
+        // runs give the same bytes.
+        eprintln!("sweep_seconds {:.4}", report.seconds);
+        let mut json = report.to_json()?;
+        if let Some(fields) = json.as_object_mut() {
+            fields.remove("seconds");
+        }
+        return print_json(&json);
     }
+    let r = &report.result;
     println!(
-        "clean {:.4}, corrupted {:.4}; {} patches in {seconds:.2} s",
-        r.clean, r.corrupted, r.patches
+        "clean {:.4}, corrupted {:.4}; {} patches in {:.2} s",
+        r.clean, r.corrupted, r.patches, report.seconds
     );
     println!(
         "{:>6} {}",
@@ -304,15 +225,7 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
     let heads: Vec<(usize, usize)> = a
         .heads
         .iter()
-        .map(|h| {
-            let (l, hh) = h
-                .split_once('.')
-                .with_context(|| format!("head `{h}` is not LAYER.HEAD"))?;
-            Ok((
-                l.parse().with_context(|| format!("bad layer in `{h}`"))?,
-                hh.parse().with_context(|| format!("bad head in `{h}`"))?,
-            ))
-        })
+        .map(|h| Ok(h.parse::<HeadIndex>()?.into()))
         .collect::<Result<_>>()?;
     let prompts = p1::build_prompts(
         &cfg,
@@ -338,47 +251,22 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         |d, _| pb.set_position(d as u64),
     )?;
     pb.finish_and_clear();
-    let value = json!({"heads": heads, "scale_bias": cfg.scale_bias, "points": points});
+    let report = ScaleReport {
+        heads,
+        points,
+        scale_bias: cfg.scale_bias,
+    };
     if let Some(out) = &a.out {
-        let dir = ResultsDir::create(out)?;
-        dir.json("scale.json", &value)?;
-        let xs: Vec<f64> = points.iter().map(|p| p.alpha).collect();
-        let series = [
-            lantern_plot::Series::new(
-                "in-context",
-                xs.clone(),
-                points.iter().map(|p| 100.0 * p.in_context).collect(),
-            ),
-            lantern_plot::Series::new(
-                "memorized",
-                xs.clone(),
-                points.iter().map(|p| 100.0 * p.memorized).collect(),
-            ),
-            lantern_plot::Series::new(
-                "other",
-                xs,
-                points.iter().map(|p| 100.0 * p.other).collect(),
-            ),
-        ];
-        let opts = lantern_plot::LineOptions::new(
-            lantern_plot::PlotOptions::new(format!(
-                "Scaling value vectors of {}",
-                a.heads.join(", ")
-            ))
-            .x_label("alpha")
-            .y_label("answer rate (%)")
-            .y_range(0.0, 100.0),
-        );
-        lantern_plot::line_chart(&series, &opts, dir.path("scale"))?;
+        artefacts::write_scale_report(&ResultsDir::create(out)?, &report)?;
     }
     if a.json {
-        return print_json(&value);
+        return print_json(&report.to_json()?);
     }
     println!(
         "{:>7} {:>11} {:>10} {:>7}",
         "alpha", "in-context", "memorized", "other"
     );
-    for p in &points {
+    for p in &report.points {
         println!(
             "{:>7.2} {:>10.1}% {:>9.1}% {:>6.1}%",
             p.alpha,
@@ -387,48 +275,5 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
             100.0 * p.other
         );
     }
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct ExperimentArgs {
-    /// The experiment file (TOML).
-    pub file: PathBuf,
-    /// Override the file's model.
-    #[arg(long)]
-    pub model: Option<String>,
-    /// Override the file's results folder.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    #[arg(long, short)]
-    pub quiet: bool,
-}
-
-pub fn experiment(a: ExperimentArgs) -> Result<()> {
-    let mut file = ExperimentFile::read(&a.file)?;
-    if let Some(out) = a.out {
-        file.out = Some(out);
-    }
-    let model = ModelArgs {
-        model_pos: None,
-        model: a.model.or(file.model.clone()),
-        dtype: "f32".into(),
-        device: "cpu".into(),
-        quiet: a.quiet,
-    };
-    let lm = model.load()?;
-    let quiet = a.quiet;
-    let bar = move |label: &str, total: usize| -> Box<dyn FnMut(usize, usize)> {
-        let pb = progress(quiet, total, label);
-        Box::new(move |done, total| {
-            pb.set_length(total as u64);
-            pb.set_position(done as u64);
-            if done >= total {
-                pb.finish_and_clear();
-            }
-        })
-    };
-    let out = lantern_experiments::run_experiment_file(&file, &lm, &bar)?;
-    eprintln!("results in {}", out.display());
     Ok(())
 }

@@ -2,16 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use lantern_engine::Hooks;
 use lantern_experiments::output::ResultsDir;
+use lantern_experiments::p2;
 use lantern_experiments::scorer::EngineScorer;
 use lantern_shapley::{
-    run_with_options, Absent, LanguageModelScorer, Method, OpenAiScorer, PromptGame, RunOptions,
-    Template, ValueKind,
+    run_with_options, Absent, Coalition, LanguageModelScorer, Method, OpenAiScorer, PromptGame,
+    RunOptions, Template, ValueKind,
 };
 
-use crate::util::{print_json, progress, ModelArgs};
+use crate::util::{check_finite, print_json, progress, ModelArgs};
 
 #[derive(Args)]
 pub struct ShapleyArgs {
@@ -62,41 +64,11 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     let template = Template::from_file(&a.template)?;
     let method: Method = a.method.parse()?;
     let absent: Absent = a.absent.parse()?;
-    let value = match a.value.as_str() {
-        "logprob" => ValueKind::LogProb {
-            target: a
-                .target
-                .clone()
-                .context("--target is required for --value logprob")?,
-        },
-        "prob" => ValueKind::Prob {
-            target: a
-                .target
-                .clone()
-                .context("--target is required for --value prob")?,
-        },
-        "option_prob" => ValueKind::OptionProb {
-            options: a.options.clone(),
-            chosen: a.chosen,
-        },
-        "option_diff" => {
-            anyhow::ensure!(
-                a.options.len() == 2,
-                "--value option_diff needs exactly two --option"
-            );
-            ValueKind::OptionDiff {
-                a: a.options[0].clone(),
-                b: a.options[1].clone(),
-            }
-        }
-        other => {
-            anyhow::bail!("unknown --value `{other}` (logprob, prob, option_prob, option_diff)")
-        }
-    };
+    let value = ValueKind::from_name(&a.value, a.target.clone(), a.options.clone(), a.chosen)?;
     let opts = RunOptions {
         budget: a.budget,
         seed: a.seed,
-        batch_size: lantern_experiments::p2::COALITIONS_PER_CALL,
+        batch_size: p2::COALITIONS_PER_CALL,
         ..Default::default()
     };
     let total = match method {
@@ -119,6 +91,8 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
         }
         None => {
             let lm = a.model.load()?;
+            let everyone = Coalition::from_players(template.n_players(), 0..template.n_players())?;
+            check_finite(&lm, &template.render(everyone, absent)?, &Hooks::new())?;
             let mut scorer = EngineScorer::new(&lm);
             scorer.batch_size = a.batch_size;
             run(template, absent, value, scorer, method, &opts, &mut tick)?
@@ -127,44 +101,7 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     pb.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     if let Some(out) = &a.out {
-        let dir = ResultsDir::create(out)?;
-        dir.json("shapley.json", &result)?;
-        let bars = lantern_plot::BarOptions::new(
-            lantern_plot::PlotOptions::new(format!(
-                "Shapley values ({}, {} evaluations)",
-                result.method, result.evaluations
-            ))
-            .x_label("component")
-            .y_label("Shapley value")
-            .size(1000, 650),
-        );
-        lantern_plot::bar_chart(
-            &result.players,
-            &result.values,
-            Some(&result.std_errors),
-            &bars,
-            dir.path("shapley"),
-        )?;
-        let steps: Vec<(String, f64)> = result
-            .players
-            .iter()
-            .cloned()
-            .zip(result.values.iter().copied())
-            .collect();
-        let wf = lantern_plot::WaterfallOptions::new(
-            lantern_plot::PlotOptions::new("From v(none) to v(all)")
-                .x_label("component")
-                .y_label("value")
-                .size(1000, 650),
-        );
-        lantern_plot::waterfall(
-            "v(none)",
-            result.v_empty,
-            &steps,
-            "v(all)",
-            &wf,
-            dir.path("waterfall"),
-        )?;
+        p2::artefacts::write_shapley(&ResultsDir::create(out)?, &result)?;
     }
     if a.json {
         return print_json(&result);

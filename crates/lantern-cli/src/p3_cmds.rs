@@ -109,20 +109,8 @@ pub fn sessions(a: SessionsArgs) -> Result<()> {
         &mut |d, _| pb.set_position(d as u64),
     )?;
     pb.finish_and_clear();
-    let dir = ResultsDir {
-        dir: a
-            .out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(".")),
-    };
-    let name = a
-        .out
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("--out must name a file")?;
-    dir.csv(name, &s.csv_rows())?;
+    let (dir, name) = ResultsDir::of_file(&a.out).context("--out must name a file")?;
+    p3::artefacts::series_csv(&dir, &name, &s)?;
     eprintln!(
         "{} sessions × {} steps of {} states written to {}",
         cfg.sessions,
@@ -170,11 +158,7 @@ pub fn graph(a: GraphArgs) -> Result<()> {
     };
     let series = TimeSeries::from_csv_str_with(&text, &opts)
         .with_context(|| format!("{}", a.series.display()))?;
-    let ci_test = match a.test.as_str() {
-        "parcorr" => CiTestKind::ParCorr,
-        "rank" => CiTestKind::RankParCorr,
-        other => anyhow::bail!("unknown --test `{other}` (parcorr, rank)"),
-    };
+    let ci_test: CiTestKind = a.test.parse()?;
     let cfg = DiscoveryConfig {
         tau_max: a.tau_max,
         alpha: a.alpha,
@@ -188,30 +172,7 @@ pub fn graph(a: GraphArgs) -> Result<()> {
     let report = analyse_series_with_progress(&series, &cfg, Some(&mut tick))?;
     pb.finish_and_clear();
     if let Some(out) = &a.out {
-        let dir = ResultsDir::create(out)?;
-        dir.text("graph.json", &report.to_json()?)?;
-        dir.text("graph.dot", &report.to_dot())?;
-        let index = |n: &str| report.nodes.iter().position(|x| x == n);
-        let edges: Vec<lantern_plot::GraphEdge> = report
-            .edges
-            .iter()
-            .filter_map(|e| {
-                Some(lantern_plot::GraphEdge::new(
-                    index(&e.from)?,
-                    index(&e.to)?,
-                    e.weight,
-                    e.lag,
-                ))
-            })
-            .collect();
-        let opts = lantern_plot::GraphOptions::new(
-            lantern_plot::PlotOptions::new(format!(
-                "Time-lagged causal graph (spectral radius {:.2})",
-                report.spectral_radius
-            ))
-            .size(900, 800),
-        );
-        lantern_plot::graph_figure(&report.nodes, &edges, &opts, dir.path("graph"))?;
+        p3::artefacts::write_graph(&ResultsDir::create(out)?, &report)?;
     }
     if a.json {
         println!("{}", report.to_json()?);

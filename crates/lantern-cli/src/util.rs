@@ -1,8 +1,8 @@
 //! Arguments and helpers shared by the subcommands.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use lantern_engine::{load, DType, Device, LoadOptions, LoadedModel};
+use lantern_engine::{load, Batch, Hooks, LoadOptions, LoadedModel};
 
 /// Which model to load and how.
 #[derive(Args, Debug, Clone)]
@@ -26,18 +26,8 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<LoadedModel> {
-        let dtype = match self.dtype.as_str() {
-            "f32" => DType::F32,
-            "f16" => DType::F16,
-            "bf16" => DType::BF16,
-            other => anyhow::bail!("unknown dtype `{other}` (f32, f16, bf16)"),
-        };
-        let device = match self.device.as_str() {
-            "cpu" => Device::Cpu,
-            "cuda" => Device::new_cuda(0)
-                .context("opening CUDA device 0 (is this binary built with --features cuda?)")?,
-            other => anyhow::bail!("unknown device `{other}` (cpu, cuda)"),
-        };
+        let dtype = LoadOptions::parse_dtype(&self.dtype)?;
+        let device = LoadOptions::parse_device(&self.device)?;
         let spec = match self.model.as_ref().or(self.model_pos.as_ref()) {
             Some(s) => s.clone(),
             None => lantern_engine::default_model_path()?.display().to_string(),
@@ -73,4 +63,14 @@ pub fn progress(quiet: bool, total: usize, what: &str) -> indicatif::ProgressBar
 pub fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
+}
+
+/// One forward pass over `prompt` with `hooks`' interventions before a command's real work: a NaN
+/// or Inf in its logits (a corrupt weight) fails with the first hook point where it appears,
+/// instead of flowing silently into the command's results.
+pub fn check_finite(lm: &LoadedModel, prompt: &str, hooks: &Hooks) -> Result<()> {
+    let batch = Batch::from_prompts(&lm.tokenizer, &[prompt])?;
+    Ok(lantern_engine::finite::check_forward(
+        &lm.model, &batch, hooks,
+    )?)
 }

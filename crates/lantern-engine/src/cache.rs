@@ -64,12 +64,14 @@ impl ActivationCache {
             .iter()
             .map(|(p, t)| (p.name(), t.clone()))
             .collect();
-        write_atomic(path, |tmp| {
-            Ok(candle_core::safetensors::save(
+        lantern_io::write_atomic_with(path, |tmp| {
+            candle_core::safetensors::save(
                 &named.iter().map(|(n, t)| (n.as_str(), t.clone())).collect(),
                 tmp,
-            )?)
+            )
+            .map_err(|e| std::io::Error::other(crate::error::without_backtrace(e)))
         })
+        .map_err(|e| Error::file(path, e))
     }
 
     /// Writes one `<hook name>.npy` per tensor into a new folder `dir` (created atomically).
@@ -100,29 +102,6 @@ impl ActivationCache {
                 let _ = std::fs::remove_dir_all(&tmp);
                 Err(e)
             }
-        }
-    }
-}
-
-/// Writes a file through `write` into a temporary sibling, then renames it into place.
-pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    let parent = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !parent.is_dir() {
-        return Err(Error::file(parent, "folder does not exist"));
-    }
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::file(path, "not a file name"))?;
-    let tmp = parent.join(format!(".{name}.partial"));
-    match write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::file(path, e))) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
         }
     }
 }

@@ -2,11 +2,12 @@
 //! `model.rs` is a single function whose behaviour is switched by these fields.
 //!
 //! Parsed from a Hugging Face `config.json` ([`ModelConfig::from_hf_json`]) or from GGUF metadata
-//! (`gguf.rs`).
+//! by each architecture family's file in `arch/`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::arch::{self, Json};
 use crate::error::{Error, Result};
 
 /// The model families Lantern can load.
@@ -25,19 +26,14 @@ pub enum Architecture {
     Qwen2,
     /// Gemma 3 (text): scaled embeddings, sandwich norms, QK-norm, local/global attention, GeGLU.
     Gemma3,
+    /// Phi-3 / Phi-3.5 / Phi-4-mini: Llama with fused qkv and gate/up projections.
+    Phi3,
 }
 
 impl Architecture {
+    /// The architecture of a Hugging Face `model_type` (the names are listed in `arch/`).
     pub fn parse(model_type: &str) -> Result<Self> {
-        Ok(match model_type {
-            "gpt2" => Self::Gpt2,
-            "gpt_neox" => Self::GptNeoX,
-            "llama" => Self::Llama,
-            "mistral" => Self::Mistral,
-            "qwen2" => Self::Qwen2,
-            "gemma3" | "gemma3_text" => Self::Gemma3,
-            other => return Err(Error::UnknownArchitecture(other.to_string())),
-        })
+        arch::from_model_type(model_type)
     }
 }
 
@@ -46,7 +42,8 @@ impl Architecture {
 pub enum NormKind {
     /// `(x - mean) / sqrt(var + eps) * w + b`.
     LayerNorm,
-    /// `x / sqrt(mean(x²) + eps) * w` (Gemma's `1 + w` is folded in at load time).
+    /// `x / sqrt(mean(x²) + eps) * w` (an offset such as Gemma's `1 + w` is folded in at load
+    /// time, see [`ModelConfig::norm_weight_offset`]).
     RmsNorm,
 }
 
@@ -63,7 +60,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    fn parse(name: &str) -> Result<Self> {
+    pub(crate) fn parse(name: &str) -> Result<Self> {
         Ok(match name {
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Self::GeluTanh,
             "gelu" => Self::Gelu,
@@ -163,8 +160,13 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
     /// Multiply the token embedding by `sqrt(d_model)` (Gemma).
     pub embed_scale: bool,
-    /// Sandwich norms after attention and after the MLP (Gemma 3).
+    /// Sandwich norms after attention and after the MLP (Gemma 3). The residual stream is then
+    /// no longer a sum of head outputs (direct logit attribution refuses such models).
     pub post_norms: bool,
+    /// Norms scale by `offset + w` where the checkpoint stores `w` (Gemma: 1). Added to the
+    /// weights at load time, so `Norm` always holds the effective scale.
+    #[serde(default)]
+    pub norm_weight_offset: f64,
     /// RMSNorm over `d_head` on queries and keys (Gemma 3).
     pub qk_norm: bool,
     /// Attention scores are multiplied by this (usually `1/sqrt(d_head)`).
@@ -222,7 +224,7 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Parses a Hugging Face `config.json`.
+    /// Parses a Hugging Face `config.json` (the family's own parser lives in `arch/`).
     pub fn from_hf_json(text: &str) -> Result<Self> {
         let v: Value =
             serde_json::from_str(text).map_err(|e| Error::config(format!("invalid JSON: {e}")))?;
@@ -232,320 +234,6 @@ impl ModelConfig {
             Some(t) if j.str("model_type")? == "gemma3" => Json(t),
             _ => j,
         };
-        let model_type = j.str("model_type")?;
-        let arch = Architecture::parse(&model_type)?;
-        let cfg = match arch {
-            Architecture::Gpt2 => gpt2(&j)?,
-            Architecture::GptNeoX => gpt_neox(&j)?,
-            Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 => {
-                llama_like(&j, arch)?
-            }
-            Architecture::Gemma3 => gemma3(&j)?,
-        };
-        cfg.validate()?;
-        Ok(cfg)
+        arch::config_from_hf(&j)
     }
-}
-
-/// Typed access to a JSON object with errors naming the missing key.
-struct Json<'a>(&'a Value);
-
-impl Json<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key).filter(|v| !v.is_null())
-    }
-    fn usize(&self, key: &str) -> Result<usize> {
-        self.get(key)
-            .and_then(Value::as_u64)
-            .map(|v| v as usize)
-            .ok_or_else(|| {
-                Error::config(format!("`{key}` is missing or not a non-negative integer"))
-            })
-    }
-    fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
-        if self.get(key).is_some() {
-            self.usize(key)
-        } else {
-            Ok(default)
-        }
-    }
-    fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .ok_or_else(|| Error::config(format!("`{key}` is not a number"))),
-        }
-    }
-    fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| Error::config(format!("`{key}` is not a boolean"))),
-        }
-    }
-    fn str(&self, key: &str) -> Result<String> {
-        self.get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| Error::config(format!("`{key}` is missing or not a string")))
-    }
-    fn token_id(&self, key: &str) -> Option<u32> {
-        match self.get(key)? {
-            Value::Number(n) => n.as_u64().map(|v| v as u32),
-            Value::Array(a) => a.first().and_then(Value::as_u64).map(|v| v as u32),
-            _ => None,
-        }
-    }
-}
-
-fn gpt2(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("n_embd")?;
-    let n_heads = j.usize("n_head")?;
-    if j.bool_or("scale_attn_by_inverse_layer_idx", false)?
-        || j.bool_or("reorder_and_upcast_attn", false)?
-    {
-        return Err(Error::config("GPT-2 variants with scale_attn_by_inverse_layer_idx or reorder_and_upcast_attn are not supported"));
-    }
-    let n_layers = j.usize("n_layer")?;
-    Ok(ModelConfig {
-        architecture: Architecture::Gpt2,
-        n_layers,
-        d_model,
-        n_heads,
-        n_kv_heads: n_heads,
-        d_head: d_model / n_heads,
-        d_mlp: j.usize_or("n_inner", 4 * d_model)?,
-        vocab_size: j.usize("vocab_size")?,
-        max_positions: j.usize("n_positions")?,
-        norm: NormKind::LayerNorm,
-        norm_eps: j.f64_or("layer_norm_epsilon", 1e-5)?,
-        activation: Activation::parse(
-            &j.str("activation_function")
-                .unwrap_or_else(|_| "gelu_new".into()),
-        )?,
-        gated_mlp: false,
-        rope: None,
-        rope_local: None,
-        parallel_residual: false,
-        tied_embeddings: true,
-        embed_scale: false,
-        post_norms: false,
-        qk_norm: false,
-        attn_scale: 1.0 / ((d_model / n_heads) as f64).sqrt(),
-        sliding_window: vec![None; n_layers],
-        bos_token_id: j.token_id("bos_token_id"),
-        eos_token_id: j.token_id("eos_token_id"),
-    })
-}
-
-fn gpt_neox(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
-    let d_head = d_model / n_heads;
-    let rotary_pct = match j
-        .get("rope_parameters")
-        .and_then(|r| r.get("partial_rotary_factor"))
-    {
-        Some(v) => v.as_f64().unwrap_or(1.0),
-        None => j.f64_or("rotary_pct", j.f64_or("partial_rotary_factor", 1.0)?)?,
-    };
-    let theta = rope_theta(j, 10000.0)?;
-    let n_layers = j.usize("num_hidden_layers")?;
-    Ok(ModelConfig {
-        architecture: Architecture::GptNeoX,
-        n_layers,
-        d_model,
-        n_heads,
-        n_kv_heads: n_heads,
-        d_head,
-        d_mlp: j.usize_or("intermediate_size", 4 * d_model)?,
-        vocab_size: j.usize("vocab_size")?,
-        max_positions: j.usize("max_position_embeddings")?,
-        norm: NormKind::LayerNorm,
-        norm_eps: j.f64_or("layer_norm_eps", 1e-5)?,
-        activation: Activation::parse(&j.str("hidden_act").unwrap_or_else(|_| "gelu".into()))?,
-        gated_mlp: false,
-        rope: Some(Rope {
-            theta,
-            rotary_dim: (d_head as f64 * rotary_pct) as usize,
-            scaling: rope_scaling(j)?,
-        }),
-        rope_local: None,
-        parallel_residual: j.bool_or("use_parallel_residual", true)?,
-        tied_embeddings: j.bool_or("tie_word_embeddings", false)?,
-        embed_scale: false,
-        post_norms: false,
-        qk_norm: false,
-        attn_scale: 1.0 / (d_head as f64).sqrt(),
-        sliding_window: vec![None; n_layers],
-        bos_token_id: j.token_id("bos_token_id"),
-        eos_token_id: j.token_id("eos_token_id"),
-    })
-}
-
-/// `rope_theta` (transformers < 5) or `rope_parameters.rope_theta` (transformers 5).
-fn rope_theta(j: &Json, default: f64) -> Result<f64> {
-    if let Some(t) = j
-        .get("rope_parameters")
-        .and_then(|r| r.get("rope_theta"))
-        .and_then(Value::as_f64)
-    {
-        return Ok(t);
-    }
-    j.f64_or("rope_theta", j.f64_or("rotary_emb_base", default)?)
-}
-
-fn rope_scaling(j: &Json) -> Result<Option<RopeScaling>> {
-    let Some(s) = j.get("rope_scaling").or_else(|| j.get("rope_parameters")) else {
-        return Ok(None);
-    };
-    let s = Json(s);
-    let kind = s
-        .str("rope_type")
-        .or_else(|_| s.str("type"))
-        .unwrap_or_else(|_| "default".into());
-    Ok(match kind.as_str() {
-        "default" => None,
-        "linear" => Some(RopeScaling::Linear {
-            factor: s.f64_or("factor", 1.0)?,
-        }),
-        "llama3" => Some(RopeScaling::Llama3 {
-            factor: s.f64_or("factor", 8.0)?,
-            low_freq_factor: s.f64_or("low_freq_factor", 1.0)?,
-            high_freq_factor: s.f64_or("high_freq_factor", 4.0)?,
-            original_max_position: s.f64_or("original_max_position_embeddings", 8192.0)?,
-        }),
-        other => return Err(Error::config(format!("unsupported rope scaling `{other}`"))),
-    })
-}
-
-fn llama_like(j: &Json, arch: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
-    let d_head = j.usize_or("head_dim", d_model / n_heads)?;
-    let n_layers = j.usize("num_hidden_layers")?;
-    let window = match arch {
-        Architecture::Mistral | Architecture::Qwen2
-            if j.bool_or("use_sliding_window", arch == Architecture::Mistral)? =>
-        {
-            j.get("sliding_window")
-                .and_then(Value::as_u64)
-                .map(|w| w as usize)
-        }
-        _ => None,
-    };
-    Ok(ModelConfig {
-        architecture: arch,
-        n_layers,
-        d_model,
-        n_heads,
-        n_kv_heads: j.usize_or("num_key_value_heads", n_heads)?,
-        d_head,
-        d_mlp: j.usize("intermediate_size")?,
-        vocab_size: j.usize("vocab_size")?,
-        max_positions: j.usize_or("max_position_embeddings", 2048)?,
-        norm: NormKind::RmsNorm,
-        norm_eps: j.f64_or("rms_norm_eps", 1e-6)?,
-        activation: Activation::parse(&j.str("hidden_act").unwrap_or_else(|_| "silu".into()))?,
-        gated_mlp: true,
-        rope: Some(Rope {
-            theta: rope_theta(j, 10000.0)?,
-            rotary_dim: d_head,
-            scaling: rope_scaling(j)?,
-        }),
-        rope_local: None,
-        parallel_residual: false,
-        tied_embeddings: j.bool_or("tie_word_embeddings", false)?,
-        embed_scale: false,
-        post_norms: false,
-        qk_norm: false,
-        attn_scale: 1.0 / (d_head as f64).sqrt(),
-        sliding_window: vec![window; n_layers],
-        bos_token_id: j.token_id("bos_token_id"),
-        eos_token_id: j.token_id("eos_token_id"),
-    })
-}
-
-fn gemma3(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
-    let d_head = j.usize_or("head_dim", 256)?;
-    let n_layers = j.usize("num_hidden_layers")?;
-    let window = j.usize_or("sliding_window", 4096)?;
-    let sliding: Vec<bool> = match j.get("layer_types").and_then(Value::as_array) {
-        Some(types) => types
-            .iter()
-            .map(|t| t.as_str() == Some("sliding_attention"))
-            .collect(),
-        None => {
-            let pattern = j.usize_or("sliding_window_pattern", 6)?;
-            (0..n_layers).map(|i| (i + 1) % pattern != 0).collect()
-        }
-    };
-    if sliding.len() != n_layers {
-        return Err(Error::config(format!(
-            "`layer_types` has {} entries for {n_layers} layers",
-            sliding.len()
-        )));
-    }
-    // transformers 5 nests per-layer-type rope settings under rope_parameters.
-    let (global_theta, local_theta, scaling) = match j.get("rope_parameters") {
-        Some(rp) if rp.get("full_attention").is_some() => {
-            let full = Json(&rp["full_attention"]);
-            let local = Json(&rp["sliding_attention"]);
-            let scaling = rope_scaling(&Json(
-                &serde_json::json!({ "rope_scaling": rp["full_attention"] }),
-            ))?;
-            (
-                full.f64_or("rope_theta", 1e6)?,
-                local.f64_or("rope_theta", 1e4)?,
-                scaling,
-            )
-        }
-        _ => (
-            j.f64_or("rope_theta", 1e6)?,
-            j.f64_or("rope_local_base_freq", 1e4)?,
-            rope_scaling(j)?,
-        ),
-    };
-    let act = j
-        .str("hidden_activation")
-        .or_else(|_| j.str("hidden_act"))
-        .unwrap_or_else(|_| "gelu_pytorch_tanh".into());
-    Ok(ModelConfig {
-        architecture: Architecture::Gemma3,
-        n_layers,
-        d_model,
-        n_heads,
-        n_kv_heads: j.usize_or("num_key_value_heads", n_heads)?,
-        d_head,
-        d_mlp: j.usize("intermediate_size")?,
-        vocab_size: j.usize("vocab_size")?,
-        max_positions: j.usize_or("max_position_embeddings", 32768)?,
-        norm: NormKind::RmsNorm,
-        norm_eps: j.f64_or("rms_norm_eps", 1e-6)?,
-        activation: Activation::parse(&act)?,
-        gated_mlp: true,
-        rope: Some(Rope {
-            theta: global_theta,
-            rotary_dim: d_head,
-            scaling,
-        }),
-        rope_local: Some(Rope {
-            theta: local_theta,
-            rotary_dim: d_head,
-            scaling: None,
-        }),
-        parallel_residual: false,
-        tied_embeddings: j.bool_or("tie_word_embeddings", true)?,
-        embed_scale: true,
-        post_norms: true,
-        qk_norm: true,
-        attn_scale: 1.0 / j.f64_or("query_pre_attn_scalar", d_head as f64)?.sqrt(),
-        sliding_window: sliding.into_iter().map(|s| s.then_some(window)).collect(),
-        bos_token_id: j.token_id("bos_token_id"),
-        eos_token_id: j.token_id("eos_token_id"),
-    })
 }

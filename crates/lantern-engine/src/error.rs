@@ -11,7 +11,8 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
     #[error(
-        "unknown architecture `{0}` (supported: gpt2, gpt_neox, llama, mistral, qwen2, gemma3)"
+        "unknown architecture `{0}` (supported: {supported})",
+        supported = crate::arch::supported_model_types()
     )]
     UnknownArchitecture(String),
     #[error(
@@ -44,6 +45,9 @@ pub enum Error {
     Intervention { hook: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// A NaN or Inf in the activations (see [`crate::finite`]); names the first hook point.
+    #[error("non-finite activations (NaN or Inf): {0}")]
+    NonFinite(String),
     #[error(transparent)]
     Candle(candle_core::Error),
     #[error(transparent)]

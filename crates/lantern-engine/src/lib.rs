@@ -15,13 +15,16 @@
 //! ```
 
 pub mod alloc;
+mod arch;
 pub mod batch;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod finite;
 pub mod generate;
 pub mod gguf;
 pub mod hooks;
+pub mod hub;
 pub mod intervention;
 pub mod kv_cache;
 pub mod load;

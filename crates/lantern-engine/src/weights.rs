@@ -1,14 +1,16 @@
 //! Canonical weights: every architecture's checkpoint is mapped at load time onto one layout,
-//! so the forward pass (`model.rs`) is written once.
+//! so the forward pass (`model.rs`) is written once. The mapping of each family lives in `arch/`;
+//! this file holds the layout and the [`Loader`] the families read through.
 //!
 //! Linear weights are stored transposed, `[in, out]` and contiguous, so `x @ wt` needs no copy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 
-use crate::config::{Architecture, ModelConfig, NormKind};
+use crate::arch::TensorName;
+use crate::config::{ModelConfig, NormKind};
 use crate::error::{Error, Result};
 
 /// `y = x @ wt + b`.
@@ -131,15 +133,68 @@ pub trait TensorSource {
     fn read(&mut self, name: &str) -> Result<Tensor>;
 }
 
+/// Reads a checkpoint's tensors for a family's loader: adds the body prefix, checks shapes, casts
+/// to the model's dtype and counts progress.
 pub(crate) struct Loader<'a> {
     pub source: &'a mut dyn TensorSource,
     pub dtype: DType,
     pub device: Device,
+    /// Prepended to every name (`model.`, `transformer.`, ...; the family sets it).
     pub prefix: String,
     pub progress: Option<&'a indicatif::ProgressBar>,
+    /// Full names of the family's tensor list ([`Loader::expect`]).
+    expected: HashSet<String>,
+    /// Full names read so far, in order.
+    read: Vec<String>,
 }
 
-impl Loader<'_> {
+impl<'a> Loader<'a> {
+    pub fn new(
+        source: &'a mut dyn TensorSource,
+        dtype: DType,
+        device: Device,
+        progress: Option<&'a indicatif::ProgressBar>,
+    ) -> Self {
+        Loader {
+            source,
+            dtype,
+            device,
+            prefix: String::new(),
+            progress,
+            expected: HashSet::new(),
+            read: Vec::new(),
+        }
+    }
+
+    /// Declares the family's tensors (names relative to `body_prefix`, or `root_prefix` for root
+    /// tensors): the progress bar's length is the number of them the checkpoint holds.
+    pub fn expect(&mut self, names: &[TensorName], body_prefix: &str, root_prefix: &str) {
+        self.expected = names
+            .iter()
+            .map(|n| n.full(body_prefix, root_prefix))
+            .collect();
+        let present = self
+            .expected
+            .iter()
+            .filter(|n| self.source.contains(n))
+            .count();
+        if let Some(pb) = self.progress {
+            pb.set_length(present as u64);
+        }
+    }
+
+    /// The full names declared by [`Loader::expect`].
+    #[cfg(test)]
+    pub fn expected(&self) -> &HashSet<String> {
+        &self.expected
+    }
+
+    /// The full names read so far.
+    #[cfg(test)]
+    pub fn read_names(&self) -> &[String] {
+        &self.read
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.source.contains(&format!("{}{name}", self.prefix))
     }
@@ -160,6 +215,7 @@ impl Loader<'_> {
         if let Some(pb) = self.progress {
             pb.inc(1);
         }
+        self.read.push(full);
         Ok(t.to_dtype(self.dtype)?.to_device(&self.device)?)
     }
     pub fn opt(&mut self, name: &str, shape: &[usize]) -> Result<Option<Tensor>> {
@@ -183,7 +239,9 @@ impl Loader<'_> {
         let (w, b) = match cfg.norm {
             NormKind::LayerNorm => (w, Some(self.get(&format!("{name}.bias"), &[dim])?)),
             // Gemma stores `w` for a `(1 + w)` scale.
-            NormKind::RmsNorm if cfg.architecture == Architecture::Gemma3 => ((w + 1.0)?, None),
+            NormKind::RmsNorm if cfg.norm_weight_offset != 0.0 => {
+                ((w + cfg.norm_weight_offset)?, None)
+            }
             NormKind::RmsNorm => (w, None),
         };
         Ok(Norm {
@@ -303,269 +361,4 @@ pub(crate) fn find_prefix(
                 &prefixes[1..]
             ))
         })
-}
-
-/// Maps a Hugging Face checkpoint onto the canonical layout.
-pub(crate) fn load_hf(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
-    match cfg.architecture {
-        Architecture::Gpt2 => load_gpt2(cfg, l),
-        Architecture::GptNeoX => load_gpt_neox(cfg, l),
-        Architecture::Llama
-        | Architecture::Mistral
-        | Architecture::Qwen2
-        | Architecture::Gemma3 => load_llama_like(cfg, l),
-    }
-}
-
-/// Number of tensors `load_hf` reads (for a progress bar).
-pub(crate) fn tensor_count(cfg: &ModelConfig) -> u64 {
-    let per_block = match cfg.architecture {
-        Architecture::Gpt2 | Architecture::GptNeoX => 12,
-        Architecture::Gemma3 => 13,
-        _ => 9,
-    };
-    (cfg.n_layers * per_block + 4) as u64
-}
-
-fn load_gpt2(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
-    l.prefix = find_prefix(l.source, "wte.weight", &["transformer.", ""])?;
-    let (d, v) = (cfg.d_model, cfg.vocab_size);
-    let embed = l.get("wte.weight", &[v, d])?;
-    let pos_embed = Some(l.get("wpe.weight", &[cfg.max_positions, d])?);
-    // Conv1D weights are already [in, out].
-    let conv =
-        |l: &mut Loader, name: &str, d_in: usize, d_out: usize| -> Result<(Tensor, Tensor)> {
-            Ok((
-                l.get(&format!("{name}.weight"), &[d_in, d_out])?,
-                l.get(&format!("{name}.bias"), &[d_out])?,
-            ))
-        };
-    let mut blocks = Vec::with_capacity(cfg.n_layers);
-    for i in 0..cfg.n_layers {
-        let p = format!("h.{i}");
-        let ln1 = l.norm(&format!("{p}.ln_1"), cfg, d)?;
-        let (w_qkv, b_qkv) = conv(l, &format!("{p}.attn.c_attn"), d, 3 * d)?;
-        let split = |j: usize| -> Result<Linear> {
-            Ok(Linear {
-                wt: w_qkv.narrow(1, j * d, d)?.contiguous()?,
-                b: Some(b_qkv.narrow(0, j * d, d)?.contiguous()?),
-            })
-        };
-        let (w_o, b_o) = conv(l, &format!("{p}.attn.c_proj"), d, d)?;
-        let ln2 = l.norm(&format!("{p}.ln_2"), cfg, d)?;
-        let (w_in, b_in) = conv(l, &format!("{p}.mlp.c_fc"), d, cfg.d_mlp)?;
-        let (w_out, b_out) = conv(l, &format!("{p}.mlp.c_proj"), cfg.d_mlp, d)?;
-        blocks.push(BlockWeights {
-            ln1,
-            attn: AttentionWeights {
-                q: split(0)?,
-                k: split(1)?,
-                v: split(2)?,
-                o: Linear {
-                    wt: w_o,
-                    b: Some(b_o),
-                },
-                q_norm: None,
-                k_norm: None,
-            },
-            post_attn_norm: None,
-            ln2,
-            mlp: MlpWeights {
-                gate: None,
-                up: Linear {
-                    wt: w_in,
-                    b: Some(b_in),
-                },
-                down: Linear {
-                    wt: w_out,
-                    b: Some(b_out),
-                },
-            },
-            post_mlp_norm: None,
-        });
-    }
-    let ln_final = l.norm("ln_f", cfg, d)?;
-    let unembed = Linear {
-        wt: embed.t()?.contiguous()?,
-        b: None,
-    };
-    Ok(Weights {
-        embed,
-        pos_embed,
-        blocks,
-        ln_final,
-        unembed,
-    })
-}
-
-fn load_gpt_neox(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
-    l.prefix = find_prefix(l.source, "embed_in.weight", &["gpt_neox.", ""])?;
-    let (d, v, h, dh) = (cfg.d_model, cfg.vocab_size, cfg.n_heads, cfg.d_head);
-    let embed = l.get("embed_in.weight", &[v, d])?;
-    let mut blocks = Vec::with_capacity(cfg.n_layers);
-    for i in 0..cfg.n_layers {
-        let p = format!("layers.{i}");
-        let ln1 = l.norm(&format!("{p}.input_layernorm"), cfg, d)?;
-        let ln2 = l.norm(&format!("{p}.post_attention_layernorm"), cfg, d)?;
-        // Fused QKV rows are ordered [head, (q|k|v), d_head].
-        let w = l
-            .get(
-                &format!("{p}.attention.query_key_value.weight"),
-                &[3 * h * dh, d],
-            )?
-            .reshape((h, 3, dh, d))?;
-        let b = l
-            .get(
-                &format!("{p}.attention.query_key_value.bias"),
-                &[3 * h * dh],
-            )?
-            .reshape((h, 3, dh))?;
-        let split = |j: usize| -> Result<Linear> {
-            let wj = w.narrow(1, j, 1)?.reshape((h * dh, d))?;
-            let bj = b.narrow(1, j, 1)?.reshape(h * dh)?;
-            Linear::from_out_in(wj, Some(bj))
-        };
-        let o = l.linear(&format!("{p}.attention.dense"), d, h * dh, Bias::Required)?;
-        let up = l.linear(
-            &format!("{p}.mlp.dense_h_to_4h"),
-            cfg.d_mlp,
-            d,
-            Bias::Required,
-        )?;
-        let down = l.linear(
-            &format!("{p}.mlp.dense_4h_to_h"),
-            d,
-            cfg.d_mlp,
-            Bias::Required,
-        )?;
-        blocks.push(BlockWeights {
-            ln1,
-            attn: AttentionWeights {
-                q: split(0)?,
-                k: split(1)?,
-                v: split(2)?,
-                o,
-                q_norm: None,
-                k_norm: None,
-            },
-            post_attn_norm: None,
-            ln2,
-            mlp: MlpWeights {
-                gate: None,
-                up,
-                down,
-            },
-            post_mlp_norm: None,
-        });
-    }
-    let ln_final = l.norm("final_layer_norm", cfg, d)?;
-    let unembed = if cfg.tied_embeddings {
-        Linear {
-            wt: embed.t()?.contiguous()?,
-            b: None,
-        }
-    } else {
-        l.prefix.clear();
-        l.linear("embed_out", v, d, Bias::None)?
-    };
-    Ok(Weights {
-        embed,
-        pos_embed: None,
-        blocks,
-        ln_final,
-        unembed,
-    })
-}
-
-fn load_llama_like(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
-    l.prefix = find_prefix(
-        l.source,
-        "embed_tokens.weight",
-        &[
-            "model.",
-            "model.language_model.",
-            "language_model.model.",
-            "",
-        ],
-    )?;
-    let outer_prefix = l.prefix.trim_end_matches("model.").to_string();
-    let (d, v, dh) = (cfg.d_model, cfg.vocab_size, cfg.d_head);
-    let (dq, dkv) = (cfg.n_heads * dh, cfg.n_kv_heads * dh);
-    let qkv_bias = if cfg.architecture == Architecture::Qwen2 {
-        Bias::Required
-    } else {
-        Bias::Optional
-    };
-    let gemma = cfg.architecture == Architecture::Gemma3;
-    let embed = l.get("embed_tokens.weight", &[v, d])?;
-    let mut blocks = Vec::with_capacity(cfg.n_layers);
-    for i in 0..cfg.n_layers {
-        let p = format!("layers.{i}");
-        let ln1 = l.norm(&format!("{p}.input_layernorm"), cfg, d)?;
-        let attn = AttentionWeights {
-            q: l.linear(&format!("{p}.self_attn.q_proj"), dq, d, qkv_bias)?,
-            k: l.linear(&format!("{p}.self_attn.k_proj"), dkv, d, qkv_bias)?,
-            v: l.linear(&format!("{p}.self_attn.v_proj"), dkv, d, qkv_bias)?,
-            o: l.linear(&format!("{p}.self_attn.o_proj"), d, dq, Bias::Optional)?,
-            q_norm: if cfg.qk_norm {
-                Some(l.norm(&format!("{p}.self_attn.q_norm"), cfg, dh)?)
-            } else {
-                None
-            },
-            k_norm: if cfg.qk_norm {
-                Some(l.norm(&format!("{p}.self_attn.k_norm"), cfg, dh)?)
-            } else {
-                None
-            },
-        };
-        let (post_attn_norm, ln2, post_mlp_norm) = if gemma {
-            (
-                Some(l.norm(&format!("{p}.post_attention_layernorm"), cfg, d)?),
-                l.norm(&format!("{p}.pre_feedforward_layernorm"), cfg, d)?,
-                Some(l.norm(&format!("{p}.post_feedforward_layernorm"), cfg, d)?),
-            )
-        } else {
-            (
-                None,
-                l.norm(&format!("{p}.post_attention_layernorm"), cfg, d)?,
-                None,
-            )
-        };
-        let mlp = MlpWeights {
-            gate: Some(l.linear(&format!("{p}.mlp.gate_proj"), cfg.d_mlp, d, Bias::Optional)?),
-            up: l.linear(&format!("{p}.mlp.up_proj"), cfg.d_mlp, d, Bias::Optional)?,
-            down: l.linear(&format!("{p}.mlp.down_proj"), d, cfg.d_mlp, Bias::Optional)?,
-        };
-        blocks.push(BlockWeights {
-            ln1,
-            attn,
-            post_attn_norm,
-            ln2,
-            mlp,
-            post_mlp_norm,
-        });
-    }
-    let ln_final = l.norm("norm", cfg, d)?;
-    l.prefix = outer_prefix;
-    let unembed = if cfg.tied_embeddings || !l.has("lm_head.weight") {
-        if !cfg.tied_embeddings {
-            return Err(Error::MissingTensor(format!(
-                "{}lm_head.weight (the config says the embeddings are untied)",
-                l.prefix
-            )));
-        }
-        Linear {
-            wt: embed.t()?.contiguous()?,
-            b: None,
-        }
-    } else {
-        l.linear("lm_head", v, d, Bias::None)?
-    };
-    Ok(Weights {
-        embed,
-        pos_embed: None,
-        blocks,
-        ln_final,
-        unembed,
-    })
 }

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::progress::BarFactory;
+use crate::{p1, p2, p3};
+
 /// A parsed experiment file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,9 +25,9 @@ pub struct ExperimentFile {
     pub model: Option<String>,
     /// Results folder (default `results/<file stem>`).
     pub out: Option<PathBuf>,
-    pub p1: Option<crate::p1::P1Config>,
-    pub p2: Option<crate::p2::P2Config>,
-    pub p3: Option<crate::p3::P3Config>,
+    pub p1: Option<p1::P1Config>,
+    pub p2: Option<p2::P2Config>,
+    pub p3: Option<p3::P3Config>,
     #[serde(skip)]
     pub path: PathBuf,
 }
@@ -55,9 +58,6 @@ impl ExperimentFile {
     }
 }
 
-/// Progress reporting: `bar(label, total)` returns a callback `(done, total)`.
-pub type BarFactory<'a> = &'a dyn Fn(&str, usize) -> Box<dyn FnMut(usize, usize)>;
-
 /// Runs every step table of a file on a loaded model; returns the results folder.
 pub fn run_experiment_file(
     file: &ExperimentFile,
@@ -66,13 +66,13 @@ pub fn run_experiment_file(
 ) -> Result<PathBuf> {
     let out = file.out_dir();
     if let Some(p1) = &file.p1 {
-        crate::p1::run_all(lm, p1, &file.base_dir(), &out.join("p1"), bar)?;
+        p1::run_all(lm, p1, &file.base_dir(), &out.join("p1"), bar)?;
     }
     if let Some(p2) = &file.p2 {
-        crate::p2::run_all(lm, p2, &file.base_dir(), &out.join("p2"), bar)?;
+        p2::run_all(lm, p2, &file.base_dir(), &out.join("p2"), bar)?;
     }
     if let Some(p3) = &file.p3 {
-        crate::p3::run_all(lm, p3, &file.base_dir(), &out.join("p3"), bar)?;
+        p3::run_all(lm, p3, &file.base_dir(), &out.join("p3"), bar)?;
     }
     Ok(out)
 }

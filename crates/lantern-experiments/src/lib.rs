@@ -7,15 +7,20 @@
 //!   attribution, activation patching, value-vector scaling.
 //! - [`p2`]: Shapley prompt attribution (Mohammadi 2024).
 //! - [`p3`]: time-lagged causal graphs of representational states (Lee et al. 2025).
+//!
+//! Each paper is a folder: `steps` computes (configs, step functions, result types),
+//! `artefacts` writes (one function per JSON/CSV file or figure, shared with the CLI), and the
+//! folder's `mod.rs` holds the pipeline (`run_all`) that runs the steps and writes the
+//! artefacts in order. Modules only import downwards:
+//! `experiment → pN → pN::artefacts → pN::steps → output, progress, scorer`.
 
 pub mod experiment;
 pub mod output;
 pub mod p1;
-mod p1_figures;
 pub mod p2;
-mod p2_figures;
 pub mod p3;
-mod p3_figures;
+pub mod progress;
 pub mod scorer;
 
 pub use experiment::{run_experiment_file, ExperimentFile};
+pub use progress::BarFactory;

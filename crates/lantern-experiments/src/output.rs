@@ -18,6 +18,20 @@ impl ResultsDir {
             dir: dir.to_path_buf(),
         })
     }
+    /// The folder holding the file `path` (`.` for a bare name, not created) and the file's
+    /// name: for commands that take an output file rather than a folder.
+    pub fn of_file(path: &Path) -> Result<(Self, String)> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} does not name a file", path.display()))?;
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok((ResultsDir { dir }, name.to_string()))
+    }
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -37,7 +51,8 @@ impl ResultsDir {
     }
     pub fn text(&self, name: &str, text: &str) -> Result<PathBuf> {
         let path = self.path(name);
-        lantern_engine::cache::write_atomic(&path, |tmp| Ok(std::fs::write(tmp, text)?))?;
+        lantern_io::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     }
 }

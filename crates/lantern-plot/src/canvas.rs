@@ -66,6 +66,7 @@ pub(crate) struct Canvas<'a, DB: DrawingBackend> {
 
 impl<'a, DB: DrawingBackend> Canvas<'a, DB> {
     pub fn new(area: &'a DrawingArea<DB, Shift>, scale: f64, w: f64, h: f64) -> Self {
+        crate::fonts::ensure_registered();
         Canvas {
             area,
             s: scale,

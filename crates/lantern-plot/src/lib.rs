@@ -7,14 +7,15 @@
 //! is written atomically (temp file in the same directory + rename), so an
 //! error never leaves a partial file behind.
 //!
-//! Text is rendered with the system's sans-serif font via fontconfig
-//! (plotters' `ttf` feature); install `fonts-dejavu-core`.
+//! Text is rendered with DejaVu Sans, embedded in the binary (see `fonts`),
+//! so figures need no system fonts and are the same on every machine.
 
 mod axis;
 mod bars;
 mod canvas;
 pub mod color;
 mod error;
+mod fonts;
 mod graph;
 mod heatmap;
 mod lines;

@@ -1,11 +1,8 @@
 //! Rendering to SVG / PNG in memory and atomic file output.
 
 use std::ffi::OsString;
-use std::fs;
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::png::PngEncoder;
 use image::{ColorType, ImageEncoder};
@@ -135,40 +132,6 @@ fn downsample(src: &[u8], w: usize, h: usize, k: usize) -> Vec<u8> {
     out
 }
 
-/// Write `bytes` to a temporary file in the destination directory, then
-/// rename it over `path`, so readers never observe a partial file.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = parent_dir(path);
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| -> std::io::Result<()> {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(source) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(PlotError::Io {
-            path: path.to_path_buf(),
-            source,
-        });
-    }
-    Ok(())
-}
-
 /// Render every requested format in memory, then write them atomically.
 /// Returns the written paths (SVG first).
 pub(crate) fn render_and_write<F: Figure>(
@@ -192,7 +155,10 @@ pub(crate) fn render_and_write<F: Figure>(
         ));
     }
     for (path, bytes) in &outputs {
-        write_atomic(path, bytes)?;
+        lantern_io::write_atomic(path, bytes).map_err(|source| PlotError::Io {
+            path: path.clone(),
+            source,
+        })?;
     }
     Ok(outputs.into_iter().map(|(p, _)| p).collect())
 }

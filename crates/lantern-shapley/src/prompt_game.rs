@@ -46,6 +46,42 @@ pub enum ValueKind {
 }
 
 impl ValueKind {
+    /// The value function named `name` (`logprob`, `prob`, `option_prob`, `option_diff`), built
+    /// from the settings a command line or config file gives next to the name: `target` for
+    /// logprob/prob, `options` (and `chosen`) for option_prob, exactly two `options` for
+    /// option_diff.
+    pub fn from_name(
+        name: &str,
+        target: Option<String>,
+        options: Vec<String>,
+        chosen: usize,
+    ) -> Result<Self> {
+        let target = || {
+            target.ok_or_else(|| {
+                ShapleyError::InvalidArgument(format!("the `{name}` value function needs a target"))
+            })
+        };
+        Ok(match name {
+            "logprob" => ValueKind::LogProb { target: target()? },
+            "prob" => ValueKind::Prob { target: target()? },
+            "option_prob" => ValueKind::OptionProb { options, chosen },
+            "option_diff" => match <[String; 2]>::try_from(options) {
+                Ok([a, b]) => ValueKind::OptionDiff { a, b },
+                Err(options) => {
+                    return Err(ShapleyError::InvalidArgument(format!(
+                        "the `option_diff` value function needs exactly two options, got {}",
+                        options.len()
+                    )))
+                }
+            },
+            other => {
+                return Err(ShapleyError::InvalidArgument(format!(
+                    "unknown value function `{other}` (logprob, prob, option_prob, option_diff)"
+                )))
+            }
+        })
+    }
+
     /// The continuations that must be scored for each coalition, in order.
     pub fn continuations(&self) -> Vec<&str> {
         match self {

@@ -267,7 +267,10 @@ impl StateSet {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let json = serde_json::to_string_pretty(self)?;
-        io::write_atomic(path, json.as_bytes())
+        lantern_io::write_atomic(path, json.as_bytes()).map_err(|source| StatesError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Load a state set written by [`StateSet::save`].

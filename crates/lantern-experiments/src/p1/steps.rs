@@ -1,17 +1,11 @@
-//! Paper P1 — "Characterizing Mechanisms for Factual Recall in Language Models" (Yu, Merullo &
-//! Pavlick, EMNLP 2023, arXiv 2310.15910): when the context contradicts a memorised fact, which
-//! answer does the model give, which heads push each way, and can scaling one head's value vectors
-//! move the balance?
-//!
-//! Steps (each also a CLI subcommand): baseline rates, head attribution, activation patching,
-//! alpha sweep. The prompt template is a parameter of the experiment file.
+//! P1's steps: the config, the counterfactual prompts, the four steps and their results.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use lantern_attribution::patching::SweepOptions;
 use lantern_attribution::{
-    alpha_sweep, direct_logit_attribution, dla::mean_heads, patch_sweep, AlphaPoint,
+    alpha_sweep, direct_logit_attribution, dla::mean_heads, patch_sweep, rank_heads, AlphaPoint,
     LogitDirection, Metric, PatchGrid, PatchResult, PatchTarget, RecallPrompt,
 };
 use lantern_engine::{Batch, GenerateConfig, LoadedModel};
@@ -19,8 +13,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-use crate::output::{grid_csv, ResultsDir};
 
 fn default_n_prompts() -> usize {
     100
@@ -297,12 +289,7 @@ pub fn head_attribution(
         );
     }
     let values = mean_heads(&dlas);
-    let mut ranked: Vec<(usize, usize, f64)> = values
-        .iter()
-        .enumerate()
-        .flat_map(|(l, r)| r.iter().enumerate().map(move |(h, &v)| (l, h, v)))
-        .collect();
-    ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
+    let ranked = rank_heads(&values, |v| v);
     let k = cfg.top_heads.min(ranked.len());
     let top_in_context = ranked[..k].to_vec();
     let top_memorized = ranked.iter().rev().take(k).copied().collect();
@@ -507,111 +494,113 @@ pub struct P1Report {
     pub sweeps: Vec<HeadSweep>,
 }
 
-/// Runs every step and writes `out/`: JSON and CSV per step and the figures.
-pub fn run_all(
-    lm: &LoadedModel,
-    cfg: &P1Config,
-    base_dir: &Path,
-    out: &Path,
-    bar: crate::experiment::BarFactory,
-) -> Result<P1Report> {
-    let capitals = read_capitals(&base_dir.join(&cfg.data))?;
-    let prompts = build_prompts(cfg, &capitals, &lm.tokenizer)?;
-    let dir = ResultsDir::create(out)?;
-    dir.json("prompts.json", &prompts)?;
-
-    let baseline = baseline(lm, cfg, &prompts, &mut *bar("baseline generations", 2))?;
-    dir.json("baseline.json", &baseline)?;
-    let heads = head_attribution(
-        lm,
-        cfg,
-        &prompts,
-        &mut *bar("head attribution", prompts.len()),
-    )?;
-    dir.json("heads.json", &heads)?;
-    let labels = |n: usize, p: &str| (0..n).map(|i| format!("{p}{i}")).collect::<Vec<_>>();
-    dir.csv(
-        "heads.csv",
-        &grid_csv(
-            "layer\\head",
-            &labels(heads.layers, "L"),
-            &labels(heads.heads, "H"),
-            &heads.values,
-        ),
-    )?;
-    let pairs = patch_pairs(lm, cfg, &prompts, &capitals)?;
-    let patching = patching(lm, cfg, &pairs, &mut *bar("patching", pairs.len() + 1))?;
-    dir.json("patching.json", &patching)?;
-    dir.csv(
-        "patching_resid_pre.csv",
-        &grid_csv(
-            "layer\\position",
-            &patching.resid_pre.row_labels,
-            &patching.resid_pre.col_labels,
-            &patching.resid_pre.values,
-        ),
-    )?;
-    dir.csv(
-        "patching_heads.csv",
-        &grid_csv(
-            "layer\\head",
-            &labels(heads.layers, "L"),
-            &labels(heads.heads, "H"),
-            &patching.heads,
-        ),
-    )?;
-    let mut sweeps = Vec::new();
-    for (role, list) in [
-        ("in-context", &heads.top_in_context),
-        ("memorized", &heads.top_memorized),
-    ] {
-        if let Some(&(l, h, _)) = list.first() {
-            sweeps.push(head_sweep(
-                lm,
-                cfg,
-                &prompts,
-                l,
-                h,
-                role,
-                &mut *bar(&format!("alpha sweep L{l}H{h}"), cfg.alphas.len()),
-            )?);
-        }
-    }
-    dir.json("alpha_sweep.json", &sweeps)?;
-    let mut rows = vec![vec![
-        "layer".into(),
-        "head".into(),
-        "role".into(),
-        "alpha".into(),
-        "in_context".into(),
-        "memorized".into(),
-        "other".into(),
-        "n".into(),
-    ]];
-    for s in &sweeps {
-        for p in &s.points {
-            rows.push(vec![
-                s.layer.to_string(),
-                s.head.to_string(),
-                s.role.clone(),
-                p.alpha.to_string(),
-                format!("{:.4}", p.in_context),
-                format!("{:.4}", p.memorized),
-                format!("{:.4}", p.other),
-                p.n.to_string(),
-            ]);
-        }
-    }
-    dir.csv("alpha_sweep.csv", &rows)?;
-    let report = P1Report {
-        model: lm.source.clone(),
-        n_prompts: prompts.len(),
-        baseline,
-        heads,
-        patching,
-        sweeps,
-    };
-    crate::p1_figures::all(&report, &dir)?;
-    dir.json("report.json", &report)?;
-    Ok(report)
+/// One `[layer][head]` attribution map and what it measures: what `lantern heads` prints and
+/// writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct HeadsMap {
+    pub heads: usize,
+    pub layers: usize,
+    pub metric: String,
+    /// `[layer][head]`.
+    pub values: Vec<Vec<f64>>,
 }
+
+impl HeadAttribution {
+    /// The mean map without the rankings and counts.
+    pub fn map(&self) -> HeadsMap {
+        HeadsMap {
+            heads: self.heads,
+            layers: self.layers,
+            metric: self.metric.clone(),
+            values: self.values.clone(),
+        }
+    }
+}
+
+/// Direct logit attribution of one prompt per head: `logit(target)`, or `logit(target) -
+/// logit(versus)`, at `position` (default: the last). `target` and `versus` are text, one
+/// token each.
+pub fn prompt_heads(
+    lm: &LoadedModel,
+    prompt: &str,
+    target: &str,
+    versus: Option<&str>,
+    position: Option<usize>,
+) -> Result<HeadsMap> {
+    let batch = Batch::from_prompts(&lm.tokenizer, &[prompt])?;
+    let dir = LogitDirection {
+        target: lm.tokenizer.single_token(target)?,
+        versus: versus.map(|v| lm.tokenizer.single_token(v)).transpose()?,
+    };
+    let d = direct_logit_attribution(&lm.model, &batch, &[dir], position)?.remove(0);
+    let metric = match versus {
+        Some(v) => format!(
+            "logit({target:?}) - logit({v:?}) at position {}",
+            d.position
+        ),
+        None => format!("logit({target:?}) at position {}", d.position),
+    };
+    let c = lm.model.config();
+    Ok(HeadsMap {
+        heads: c.n_heads,
+        layers: c.n_layers,
+        metric,
+        values: d.heads,
+    })
+}
+
+/// One patching sweep with the clean prompt's tokens and its run time: what `lantern patch`
+/// prints and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct PatchReport {
+    pub result: PatchResult,
+    pub seconds: f64,
+    pub tokens: Vec<String>,
+}
+
+/// An alpha sweep of one or more heads scaled together: what `lantern scale` prints and writes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScaleReport {
+    /// `(layer, head)`.
+    pub heads: Vec<(usize, usize)>,
+    pub points: Vec<AlphaPoint>,
+    pub scale_bias: bool,
+}
+
+/// A head written `LAYER.HEAD`, e.g. `11.3`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadIndex {
+    pub layer: usize,
+    pub head: usize,
+}
+
+impl std::str::FromStr for HeadIndex {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (l, h) = s
+            .split_once('.')
+            .with_context(|| format!("head `{s}` is not LAYER.HEAD"))?;
+        Ok(HeadIndex {
+            layer: l.parse().with_context(|| format!("bad layer in `{s}`"))?,
+            head: h.parse().with_context(|| format!("bad head in `{s}`"))?,
+        })
+    }
+}
+
+impl From<HeadIndex> for (usize, usize) {
+    fn from(h: HeadIndex) -> Self {
+        (h.layer, h.head)
+    }
+}
+
+/// The JSON of the `heads`, `patch` and `scale` commands (printed with `--json`, written to
+/// `--out`): keys sorted at every level, the layout these outputs have always had.
+pub trait CommandJson: Serialize {
+    fn to_json(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::to_value(self)?)
+    }
+}
+
+impl CommandJson for HeadsMap {}
+impl CommandJson for PatchReport {}
+impl CommandJson for ScaleReport {}

@@ -720,3 +720,38 @@ fn colour_maps() {
     assert_eq!(sequential_color(-5.0, 0.0, 1.0), (68, 1, 84));
     assert_eq!(sequential_color(7.0, 0.0, 1.0), (253, 231, 37));
 }
+
+/// Text comes from the fonts embedded in the binary (no system font lookup): a title is drawn
+/// as glyphs, bold differs from regular, and the same figure gives the same PNG bytes every time.
+#[test]
+fn text_is_drawn_with_the_embedded_fonts_and_renders_identically() {
+    let dir = tmp_dir("fonts");
+    let png_of = |title: &str, name: &str| {
+        let opts: BarOptions = PlotOptions::new(title)
+            .x_label("component")
+            .y_label("value")
+            .into();
+        bar_chart(&["a", "b"], &[0.5, -0.25], None, &opts, dir.join(name)).unwrap();
+        fs::read(dir.join(format!("{name}.png"))).unwrap()
+    };
+    let titled = png_of("Embedded DejaVu Sans", "titled");
+    let untitled = png_of("", "untitled");
+    let top_band_dark = |png: &[u8]| {
+        let img = image::load_from_memory(png).unwrap().to_rgb8();
+        let band = img.height() / 10;
+        img.enumerate_pixels()
+            .filter(|(_, y, p)| *y < band && p.0.iter().all(|&c| c < 128))
+            .count()
+    };
+    // The band also holds the top of the axes; the title adds its glyphs' pixels.
+    let (with, without) = (top_band_dark(&titled), top_band_dark(&untitled));
+    assert!(
+        with > without + 300,
+        "the title's glyphs are drawn: {with} dark pixels in the top band, {without} without a title"
+    );
+    assert_eq!(
+        png_of("Embedded DejaVu Sans", "again"),
+        titled,
+        "same bytes twice"
+    );
+}

@@ -1,30 +1,11 @@
-//! Paper P3 — "Emergence of psychopathological computations in large language models" (Lee et
-//! al. 2025, arXiv 2504.08016), its method on any lantern-engine model:
-//!
-//! 1. **States**: directions over one layer's residual stream (`blocks.L.hook_resid_post`),
-//!    learned from labelled sentences (mean-pooled over the sentence's tokens, standardised) by
-//!    difference of means, logistic probes or a supervised SAE (`lantern-states`).
-//! 2. **Sessions**: seeded multi-step question/answer exchanges; after each answer the states'
-//!    activations are measured on the answer's tokens, giving one multivariate time series per
-//!    session. Steering adds a state's direction during generation only, scaled to the hidden
-//!    state's norm times a strength and renormalised (P3's scheme).
-//! 3. **Graph**: time-lagged causal discovery over the series, structural equations, cycles,
-//!    spectral radius, spread simulation (`lantern-causal`).
-//! 4. **Intervention check**: steer each state at one step and compare the observed change of
-//!    every state at the next step with the fitted equations' prediction. The control steers
-//!    seeded random directions the same way: how much a state moves under its own direction,
-//!    next to how much it moves under unrelated pushes of the same size.
-//!
-//! Sentences and answers are measured in the same context format (`Q: … \nA:` then the text), so
-//! the probes see what the sessions produce; the first position of a sequence, whose residual is
-//! an attention sink with a huge norm in many models, is never pooled.
+//! P3's steps: the config, states, sessions, steering, the intervention check and their results.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use lantern_causal::{
-    analyse_series, DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, TimeSeries,
+    DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, SpreadResult, TimeSeries,
 };
 use lantern_engine::{
     Batch, GenerateConfig, HookPoint, Hooks, LoadedModel, Logits, RunOptions, Sampling,
@@ -37,8 +18,6 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-
-use crate::output::ResultsDir;
 
 macro_rules! defaults {
     ($($name:ident: $t:ty = $v:expr;)*) => { $(fn $name() -> $t { $v })* };
@@ -623,6 +602,28 @@ pub struct P3Report {
     pub steering_control: Option<SteeringControl>,
 }
 
+/// The spread simulation from the state with the largest out-strength (`+2` SD held for one
+/// step, 12 steps); `None` when the graph has no edge.
+pub fn spread_from_strongest(report: &GraphReport) -> Result<Option<SpreadResult>> {
+    let source = report
+        .centrality
+        .iter()
+        .max_by(|a, b| a.out_strength.total_cmp(&b.out_strength))
+        .map(|c| c.node.clone());
+    Ok(match source {
+        Some(source) if !report.edges.is_empty() => {
+            Some(report.simulate_spread(&SpreadConfig {
+                source,
+                magnitude: 2.0,
+                hold_steps: 1,
+                steps: 12,
+                threshold: 0.1,
+            })?)
+        }
+        _ => None,
+    })
+}
+
 pub fn read_questions(path: &Path) -> Result<Vec<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading questions {}", path.display()))?;
@@ -636,125 +637,4 @@ pub fn read_questions(path: &Path) -> Result<Vec<String>> {
         bail!("{} has no questions", path.display());
     }
     Ok(q)
-}
-
-/// Runs every step and writes `out/`.
-pub fn run_all(
-    lm: &LoadedModel,
-    cfg: &P3Config,
-    base_dir: &Path,
-    out: &Path,
-    bar: crate::experiment::BarFactory,
-) -> Result<P3Report> {
-    let dir = ResultsDir::create(out)?;
-    let questions = read_questions(&base_dir.join(&cfg.questions))?;
-    let states = learn(lm, cfg, &base_dir.join(&cfg.data), &questions)?;
-    states.save(dir.path("states.json"))?;
-    let mut rows = vec![vec![
-        "state".to_string(),
-        "balanced_accuracy".into(),
-        "auc".into(),
-        "n_test".into(),
-        "flagged".into(),
-    ]];
-    for a in &states.held_out {
-        rows.push(vec![
-            a.state.clone(),
-            format!("{:.4}", a.accuracy),
-            format!("{:.4}", a.auc),
-            a.n_test.to_string(),
-            a.flagged.to_string(),
-        ]);
-    }
-    dir.csv("probe_accuracy.csv", &rows)?;
-
-    let sessions = run_sessions(
-        lm,
-        cfg,
-        &states,
-        &questions,
-        cfg.sessions,
-        cfg.steps,
-        None,
-        &mut *bar("sessions (steps)", cfg.steps),
-    )?;
-    dir.csv("series.csv", &sessions.csv_rows())?;
-    dir.json("transcripts.json", &sessions.transcripts)?;
-    let mut steered = None;
-    if let Some(state) = &cfg.steer_state {
-        let s = run_sessions(
-            lm,
-            cfg,
-            &states,
-            &questions,
-            cfg.sessions,
-            cfg.steps,
-            Some((state.as_str(), &cfg.steer_steps)),
-            &mut *bar("steered sessions (steps)", cfg.steps),
-        )?;
-        dir.csv("series_steered.csv", &s.csv_rows())?;
-        dir.json("transcripts_steered.json", &s.transcripts)?;
-        steered = Some(s);
-    }
-
-    let report = analyse_series(&sessions.series(), &cfg.discovery())?;
-    dir.text("graph.json", &report.to_json()?)?;
-    dir.text("graph.dot", &report.to_dot())?;
-    // Spread from the state with the largest out-strength.
-    let source = report
-        .centrality
-        .iter()
-        .max_by(|a, b| a.out_strength.total_cmp(&b.out_strength))
-        .map(|c| c.node.clone());
-    let spread = match source {
-        Some(source) if !report.edges.is_empty() => {
-            Some(report.simulate_spread(&SpreadConfig {
-                source,
-                magnitude: 2.0,
-                hold_steps: 1,
-                steps: 12,
-                threshold: 0.1,
-            })?)
-        }
-        _ => None,
-    };
-    if let Some(s) = &spread {
-        dir.json("spread.json", s)?;
-    }
-    let check = if cfg.check_sessions > 0 && !report.edges.is_empty() {
-        let results = intervention_check(
-            lm,
-            cfg,
-            &states,
-            &questions,
-            &report,
-            &mut *bar(
-                "intervention check (states + random directions)",
-                sessions.states.len() + cfg.control_directions,
-            ),
-        )?;
-        dir.json("intervention_check.json", &results)?;
-        Some(results)
-    } else {
-        None
-    };
-    let p3 = P3Report {
-        model: lm.source.clone(),
-        layer: cfg.layer,
-        method: cfg.method.clone(),
-        flagged: states
-            .held_out
-            .iter()
-            .filter(|a| a.flagged)
-            .map(|a| a.state.clone())
-            .collect(),
-        probe_accuracy: states.held_out.clone(),
-        graph: report,
-        spread,
-        intervention_check: check.as_ref().map(|r| r.check.clone()),
-        steering_control: check.and_then(|r| r.control),
-    };
-    crate::p3_figures::all(&p3, &sessions, steered.as_ref(), cfg, &dir)?;
-    dir.json("report.json", &p3)?;
-    Ok(p3)
 }

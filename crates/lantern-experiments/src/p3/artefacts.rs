@@ -1,23 +1,70 @@
-//! P3's figures: the causal graph, one session's time series (and a steered one), the spread
-//! simulation, probe accuracies, and the steering control (own direction vs random ones).
+//! P3's artefacts, one function per file or figure written. The pipeline ([`super::run_all`])
+//! and the `lantern sessions` and `graph` commands both write through these: the causal graph,
+//! one session's time series (and a steered one), the spread simulation, probe accuracies, and
+//! the steering control (own direction vs random ones).
 
 use anyhow::Result;
+use lantern_causal::GraphReport;
 use lantern_plot::{
     bar_chart, graph_figure, grouped_bar_chart, time_series, BarGroup, BarOptions, GraphEdge,
     GraphOptions, PlotOptions, TimeSeriesOptions,
 };
+use lantern_states::StateAccuracy;
 
+use super::steps::{ControlRow, P3Config, P3Report, Sessions};
 use crate::output::ResultsDir;
-use crate::p3::{ControlRow, P3Config, P3Report, Sessions};
 
-pub fn all(
-    r: &P3Report,
-    sessions: &Sessions,
-    steered: Option<&Sessions>,
-    cfg: &P3Config,
-    dir: &ResultsDir,
-) -> Result<()> {
-    let g = &r.graph;
+/// `probe_accuracy.csv`: each state's held-out accuracy, AUC, test size and flag.
+pub fn probe_accuracy_csv(dir: &ResultsDir, held_out: &[StateAccuracy]) -> Result<()> {
+    let mut rows = vec![vec![
+        "state".to_string(),
+        "balanced_accuracy".into(),
+        "auc".into(),
+        "n_test".into(),
+        "flagged".into(),
+    ]];
+    for a in held_out {
+        rows.push(vec![
+            a.state.clone(),
+            format!("{:.4}", a.accuracy),
+            format!("{:.4}", a.auc),
+            a.n_test.to_string(),
+            a.flagged.to_string(),
+        ]);
+    }
+    dir.csv("probe_accuracy.csv", &rows)?;
+    Ok(())
+}
+
+/// `<name>` (CSV): the recorded series, `session,step,<states…>`.
+pub fn series_csv(dir: &ResultsDir, name: &str, sessions: &Sessions) -> Result<()> {
+    dir.csv(name, &sessions.csv_rows())?;
+    Ok(())
+}
+
+/// `series<suffix>.csv` and `transcripts<suffix>.json` of one set of sessions.
+pub fn write_sessions(dir: &ResultsDir, suffix: &str, sessions: &Sessions) -> Result<()> {
+    series_csv(dir, &format!("series{suffix}.csv"), sessions)?;
+    dir.json(&format!("transcripts{suffix}.json"), &sessions.transcripts)?;
+    Ok(())
+}
+
+/// `graph.json` and `graph.dot`.
+pub fn graph_files(dir: &ResultsDir, report: &GraphReport) -> Result<()> {
+    dir.text("graph.json", &report.to_json()?)?;
+    dir.text("graph.dot", &report.to_dot())?;
+    Ok(())
+}
+
+/// What `lantern graph --out` writes: `graph.json`, `graph.dot` and the `graph` figure.
+pub fn write_graph(dir: &ResultsDir, report: &GraphReport) -> Result<()> {
+    graph_files(dir, report)?;
+    graph_chart(dir, report, None)
+}
+
+/// `graph`: the time-lagged causal graph; `layer` (the residual stream the states read) goes
+/// into the title when known.
+pub fn graph_chart(dir: &ResultsDir, g: &GraphReport, layer: Option<usize>) -> Result<()> {
     let index = |name: &str| g.nodes.iter().position(|n| n == name);
     let edges: Vec<GraphEdge> = g
         .edges
@@ -31,14 +78,32 @@ pub fn all(
             ))
         })
         .collect();
-    let opts = GraphOptions::new(
-        PlotOptions::new(format!(
-            "Time-lagged causal graph of states (layer {}, spectral radius {:.2})",
-            r.layer, g.spectral_radius
-        ))
-        .size(900, 800),
-    );
+    let title = match layer {
+        Some(layer) => format!(
+            "Time-lagged causal graph of states (layer {layer}, spectral radius {:.2})",
+            g.spectral_radius
+        ),
+        None => format!(
+            "Time-lagged causal graph (spectral radius {:.2})",
+            g.spectral_radius
+        ),
+    };
+    let opts = GraphOptions::new(PlotOptions::new(title).size(900, 800));
     graph_figure(&g.nodes, &edges, &opts, dir.path("graph"))?;
+    Ok(())
+}
+
+/// The pipeline's figures: the graph, session 0 (and its steered twin), the spread
+/// simulation, probe accuracies and the steering control.
+pub fn figures(
+    r: &P3Report,
+    sessions: &Sessions,
+    steered: Option<&Sessions>,
+    cfg: &P3Config,
+    dir: &ResultsDir,
+) -> Result<()> {
+    let g = &r.graph;
+    graph_chart(dir, g, Some(r.layer))?;
 
     let mut opts = TimeSeriesOptions::new(
         PlotOptions::new("State activations over one session (session 0)")

@@ -1,11 +1,4 @@
-//! Paper P2 — "Explaining Large Language Models Decisions Using Shapley Values" (Mohammadi 2024,
-//! arXiv 2404.01332): Shapley values of prompt components on a model's choice, the share of
-//! attribution taken by components that carry no decision information ("token noise"), how it
-//! moves across paraphrased templates, and how the estimators agree.
-//!
-//! Every coalition's value is computed once by the model (exact enumeration); the sampled
-//! estimators are then run at equal budgets on that table, so their error against the exact
-//! values costs no further model evaluations.
+//! P2's steps: the config, one template's exact values, interactions and estimator comparison.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +12,6 @@ use lantern_shapley::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::output::{grid_csv, ResultsDir};
 use crate::scorer::EngineScorer;
 
 /// Coalitions handed to the scorer at once.
@@ -80,31 +72,12 @@ pub struct P2Config {
 
 impl P2Config {
     pub fn value_kind(&self) -> Result<ValueKind> {
-        let target = || {
-            self.target
-                .clone()
-                .context("this value function needs `target`")
-        };
-        Ok(match self.value.as_str() {
-            "logprob" => ValueKind::LogProb { target: target()? },
-            "prob" => ValueKind::Prob { target: target()? },
-            "option_prob" => ValueKind::OptionProb {
-                options: self.options.clone(),
-                chosen: self.chosen,
-            },
-            "option_diff" => {
-                if self.options.len() != 2 {
-                    bail!("option_diff needs exactly two options");
-                }
-                ValueKind::OptionDiff {
-                    a: self.options[0].clone(),
-                    b: self.options[1].clone(),
-                }
-            }
-            other => {
-                bail!("unknown value function `{other}` (logprob, prob, option_prob, option_diff)")
-            }
-        })
+        Ok(ValueKind::from_name(
+            &self.value,
+            self.target.clone(),
+            self.options.clone(),
+            self.chosen,
+        )?)
     }
 }
 
@@ -261,70 +234,4 @@ pub fn analyse_template(
 
 fn mean_abs_error(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len().max(1) as f64
-}
-
-/// Runs every template and writes `out/`.
-pub fn run_all(
-    lm: &LoadedModel,
-    cfg: &P2Config,
-    base_dir: &Path,
-    out: &Path,
-    bar: crate::experiment::BarFactory,
-) -> Result<Vec<TemplateReport>> {
-    if cfg.templates.is_empty() {
-        bail!("[p2] lists no templates");
-    }
-    let dir = ResultsDir::create(out)?;
-    let mut reports = Vec::new();
-    for t in &cfg.templates {
-        let path = base_dir.join(t);
-        let stem = t
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("template")
-            .to_string();
-        let r = analyse_template(
-            lm,
-            cfg,
-            &path,
-            &mut *bar(&format!("exact Shapley {stem}"), 0),
-        )?;
-        dir.json(&format!("shapley_{stem}.json"), &r)?;
-        let mut rows = vec![vec![
-            "player".into(),
-            "exact".into(),
-            "permutation".into(),
-            "permutation_se".into(),
-            "kernel".into(),
-            "kernel_se".into(),
-        ]];
-        for i in 0..r.exact.players.len() {
-            rows.push(vec![
-                r.exact.players[i].clone(),
-                format!("{:.6}", r.exact.values[i]),
-                format!("{:.6}", r.permutation.values[i]),
-                format!("{:.6}", r.permutation.std_errors[i]),
-                format!("{:.6}", r.kernel.values[i]),
-                format!("{:.6}", r.kernel.std_errors[i]),
-            ]);
-        }
-        dir.csv(&format!("shapley_{stem}.csv"), &rows)?;
-        dir.csv(
-            &format!("interaction_{stem}.csv"),
-            &grid_csv(
-                "player",
-                &r.interaction.players,
-                &r.interaction.players,
-                &r.interaction.matrix,
-            ),
-        )?;
-        crate::p2_figures::template(&r, &stem, &dir)?;
-        reports.push(r);
-    }
-    let summary: Vec<serde_json::Value> = reports
-        .iter()
-        .map(|r| serde_json::json!({"template": r.template, "noise_share": r.noise_share, "v_empty": r.exact.v_empty, "v_full": r.exact.v_full, "seconds_exact": r.seconds_exact, "evaluations": r.exact.evaluations}))
-        .collect();
-    dir.json("summary.json", &summary)?;
-    Ok(reports)
 }
