@@ -6,7 +6,7 @@
 //! same work.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use lantern_engine::{hooks, load_path, Batch, Hooks, LoadOptions, Logits};
+use lantern_engine::{hooks, load_path, Batch, Hooks, LoadOptions, RunOptions};
 use rand::{Rng, SeedableRng};
 
 fn forward(c: &mut Criterion) {
@@ -37,7 +37,7 @@ fn forward(c: &mut Criterion) {
         group.bench_function(format!("batch{batch_size}/no_hooks"), |b| {
             b.iter(|| {
                 lm.model
-                    .run_with(&batch, &mut Hooks::new(), Logits::All)
+                    .run(&batch, &mut Hooks::new(), RunOptions::default())
                     .expect("forward")
             })
         });
@@ -45,7 +45,7 @@ fn forward(c: &mut Criterion) {
             b.iter(|| {
                 let mut h = Hooks::new().capture_all(hooks::all_points(&cfg));
                 lm.model
-                    .run_with(&batch, &mut h, Logits::All)
+                    .run(&batch, &mut h, RunOptions::default())
                     .expect("forward");
                 h.cache.len()
             })

@@ -64,7 +64,10 @@ fn dla_of_a_head_equals_removing_it_with_the_scale_frozen() {
     let res = HookPoint::attn(layer, HookKind::AttnResult);
     let scale_p = HookPoint::global(HookKind::LnFinalScale);
     let mut hooks = Hooks::new().capture(res).capture(scale_p);
-    let out = lm.model.run(&batch, &mut hooks).unwrap();
+    let out = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let last = batch.seq_len() - 1;
     let resid = out.resid_final.get(0).unwrap().get(last).unwrap();
     let r_h = hooks

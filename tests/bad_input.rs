@@ -106,7 +106,10 @@ fn empty_and_over_long_prompts() {
     assert!(err_of(Batch::from_prompts(&lm.tokenizer, &[""])).contains("empty"));
     let max = lm.model.config().max_positions;
     let long = Batch::from_ids(vec![vec![1; max + 1]]).unwrap();
-    let e = err_of(lm.model.run(&long, &mut Hooks::new()));
+    let e = err_of(
+        lm.model
+            .run(&long, &mut Hooks::new(), RunOptions::default()),
+    );
     assert!(
         e.contains(&format!("{}", max + 1)) && e.contains(&format!("{max}")),
         "{e}"
@@ -120,6 +123,50 @@ fn empty_and_over_long_prompts() {
             .generate(&lm.tokenizer, "Hello", &gen, &mut Hooks::new())
     )
     .contains("context window"));
+}
+
+#[test]
+fn run_options_that_do_not_fit_the_input() {
+    let lm = load_fixture("gpt2");
+    let cfg = lm.model.config().clone();
+    let batch = Batch::from_prompts(&lm.tokenizer, &["Hello there", "Hi"]).unwrap();
+    let run = |input: Input, opts: RunOptions| err_of(lm.model.run(input, &mut Hooks::new(), opts));
+    let e = run(Input::Batch(&batch), RunOptions::from_layer(1));
+    assert!(
+        e.contains("layer 1") && e.contains("residual stream"),
+        "{e}"
+    );
+    let e = run(Input::Batch(&batch), RunOptions::from_layer(cfg.n_layers));
+    assert!(e.contains(&format!("layer {}", cfg.n_layers)), "{e}");
+    let e = run(
+        Input::Batch(&batch),
+        RunOptions::default().padding(&batch.pad_left),
+    );
+    assert!(e.contains("padding once"), "{e}");
+    let resid = Tensor::zeros(
+        (2, batch.seq_len(), cfg.d_model + 1),
+        DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let e = run(
+        Input::Resid(&resid),
+        RunOptions::from_layer(1).padding(&batch.pad_left),
+    );
+    assert!(
+        e.contains("resid_pre for layer 1") && e.contains(&format!("{}", cfg.d_model)),
+        "{e}"
+    );
+    let resid = Tensor::zeros((2, batch.seq_len(), cfg.d_model), DType::F32, &Device::Cpu).unwrap();
+    let e = run(
+        Input::Resid(&resid),
+        RunOptions::from_layer(1).padding(&[0, 0, 0]),
+    );
+    assert!(e.contains("2 rows") && e.contains("padding has 3"), "{e}");
+    let mut cache = lm.model.new_kv_cache(&[0]);
+    let ids = batch.ids_tensor(&Device::Cpu).unwrap();
+    let e = run(Input::Tokens(&ids), RunOptions::default().cache(&mut cache));
+    assert!(e.contains("2 rows") && e.contains("KV cache has 1"), "{e}");
 }
 
 #[test]
@@ -143,6 +190,7 @@ fn hook_names_layers_heads_positions() {
     let e = err_of(lm.model.run(
         &batch,
         &mut Hooks::new().intervene(z, Intervention::zero().heads([cfg.n_heads])),
+        RunOptions::default(),
     ));
     assert!(
         e.contains("head") && e.contains(&format!("{}", cfg.n_heads)),
@@ -151,14 +199,22 @@ fn hook_names_layers_heads_positions() {
     let e = err_of(lm.model.run(
         &batch,
         &mut Hooks::new().intervene(z, Intervention::zero().positions([99])),
+        RunOptions::default(),
     ));
     assert!(e.contains("position 99"), "{e}");
     let e = err_of(lm.model.run(
         &batch,
         &mut Hooks::new().intervene(z, Intervention::zero().rows([3])),
+        RunOptions::default(),
     ));
     assert!(e.contains("batch row 3"), "{e}");
-    let e = err_of(lm.model.scale_head_values(0, cfg.n_heads, 2.0, false));
+    let e = err_of(lantern_steering::scale_head_values(
+        &lm.model,
+        0,
+        cfg.n_heads,
+        2.0,
+        false,
+    ));
     assert!(e.contains("head"), "{e}");
     let e = err_of(lm.model.run(
         &batch,
@@ -166,14 +222,15 @@ fn hook_names_layers_heads_positions() {
             z,
             Intervention::add(Tensor::ones(7, DType::F32, &Device::Cpu).unwrap()),
         ),
+        RunOptions::default(),
     ));
     assert!(e.contains("broadcast"), "{e}");
-    let e = err_of(spec::parse_intervention(
+    let e = err_of(lantern_steering::parse_intervention(
         "scale blocks.0.attn.hook_v head=1",
         &lm.model,
     ));
     assert!(e.contains("alpha"), "{e}");
-    let e = err_of(spec::parse_intervention(
+    let e = err_of(lantern_steering::parse_intervention(
         "scale blocks.0.attn.hook_v head=9 alpha=2",
         &lm.model,
     ));

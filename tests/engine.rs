@@ -27,7 +27,7 @@ fn padded_rows_equal_their_unpadded_runs() {
         );
         let out = lm
             .model
-            .run(&batch, &mut Hooks::new())
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
             .logits
             .unwrap();
@@ -35,7 +35,7 @@ fn padded_rows_equal_their_unpadded_runs() {
             let single = Batch::from_prompts(&lm.tokenizer, &[*p]).unwrap();
             let alone = lm
                 .model
-                .run(&single, &mut Hooks::new())
+                .run(&single, &mut Hooks::new(), RunOptions::default())
                 .unwrap()
                 .logits
                 .unwrap();
@@ -76,7 +76,11 @@ fn kv_cache_generation_equals_full_recomputation() {
             let batch = Batch::from_ids(vec![ids.clone()]).unwrap();
             let logits = lm
                 .model
-                .run_with(&batch, &mut Hooks::new(), Logits::Last)
+                .run(
+                    &batch,
+                    &mut Hooks::new(),
+                    RunOptions::default().logits(Logits::Last),
+                )
                 .unwrap()
                 .last_logits()
                 .unwrap();
@@ -91,7 +95,11 @@ fn kv_cache_generation_equals_full_recomputation() {
             .unsqueeze(0)
             .unwrap();
         lm.model
-            .run_cached(&prompt, &mut cache, &mut Hooks::new(), Logits::Last)
+            .run(
+                Input::Tokens(&prompt),
+                &mut Hooks::new(),
+                RunOptions::default().cache(&mut cache).logits(Logits::Last),
+            )
             .unwrap();
         let step = Tensor::new(&gen.new_ids[..3], &Device::Cpu)
             .unwrap()
@@ -99,7 +107,11 @@ fn kv_cache_generation_equals_full_recomputation() {
             .unwrap();
         let cached = lm
             .model
-            .run_cached(&step, &mut cache, &mut Hooks::new(), Logits::All)
+            .run(
+                Input::Tokens(&step),
+                &mut Hooks::new(),
+                RunOptions::default().cache(&mut cache),
+            )
             .unwrap()
             .logits
             .unwrap();
@@ -107,7 +119,11 @@ fn kv_cache_generation_equals_full_recomputation() {
         all.extend(&gen.new_ids[..3]);
         let full = lm
             .model
-            .run(&Batch::from_ids(vec![all]).unwrap(), &mut Hooks::new())
+            .run(
+                &Batch::from_ids(vec![all]).unwrap(),
+                &mut Hooks::new(),
+                RunOptions::default(),
+            )
             .unwrap()
             .logits
             .unwrap();
@@ -125,7 +141,7 @@ fn identity_interventions_change_nothing() {
     let mut clean_hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
     let clean = lm
         .model
-        .run(&batch, &mut clean_hooks)
+        .run(&batch, &mut clean_hooks, RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
@@ -136,14 +152,24 @@ fn identity_interventions_change_nothing() {
             hooks = hooks.intervene(p, Intervention::scale(1.0));
         }
     }
-    let scaled = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let scaled = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&clean, &scaled) <= TOL);
     // Patching a run with its own cache, everywhere.
     let mut hooks = Hooks::new();
     for (p, t) in clean_hooks.cache.iter() {
         hooks = hooks.intervene(*p, Intervention::patch(t.clone()));
     }
-    let patched = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let patched = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&clean, &patched) <= TOL);
 }
 
@@ -153,11 +179,15 @@ fn zero_ablating_a_head_changes_its_z_only() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let z = HookPoint::attn(1, HookKind::AttnZ);
     let mut base = Hooks::new().capture(z);
-    lm.model.run(&batch, &mut base).unwrap();
+    lm.model
+        .run(&batch, &mut base, RunOptions::default())
+        .unwrap();
     let mut ablated = Hooks::new()
         .intervene(z, Intervention::zero().heads([2]))
         .capture(z);
-    lm.model.run(&batch, &mut ablated).unwrap();
+    lm.model
+        .run(&batch, &mut ablated, RunOptions::default())
+        .unwrap();
     let (a, b) = (
         base.cache.require(z).unwrap(),
         ablated.cache.require(z).unwrap(),
@@ -186,7 +216,9 @@ fn selections_restrict_rows_and_positions() {
     let mut hooks = Hooks::new()
         .intervene(p, Intervention::zero().rows([1]).positions([4]))
         .capture(p);
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let r = hooks
         .cache
         .require(p)
@@ -212,19 +244,72 @@ fn value_scaling_conventions() {
     // zero-ablating the head's values, alpha = 1 is the identity.
     let lm = load_fixture("gpt2");
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
-    let run = |hooks: &mut Hooks| lm.model.run(&batch, hooks).unwrap().logits.unwrap();
+    let run = |hooks: &mut Hooks| {
+        lm.model
+            .run(&batch, hooks, RunOptions::default())
+            .unwrap()
+            .logits
+            .unwrap()
+    };
     let clean = run(&mut Hooks::new());
-    let (p, iv) = lm.model.scale_head_values(1, 3, 1.0, false).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 1.0, false).unwrap();
     assert!(max_abs_diff(&clean, &run(&mut Hooks::new().intervene(p, iv))) <= TOL);
-    let (p, iv) = lm.model.scale_head_values(1, 3, 0.0, true).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 0.0, true).unwrap();
     let zero_scaled = run(&mut Hooks::new().intervene(p, iv));
     let ablated = run(&mut Hooks::new().intervene(p, Intervention::zero().heads([3])));
     assert!(max_abs_diff(&zero_scaled, &ablated) <= TOL);
-    let (p, iv) = lm.model.scale_head_values(1, 3, 0.0, false).unwrap();
+    let (p, iv) = lantern_steering::scale_head_values(&lm.model, 1, 3, 0.0, false).unwrap();
     let bias_kept = run(&mut Hooks::new().intervene(p, iv));
     assert!(
         max_abs_diff(&bias_kept, &ablated) > 1e-4,
         "keeping b_V must differ from zeroing v"
+    );
+}
+
+#[test]
+fn value_scaling_is_built_from_general_interventions() {
+    // Keeping b_V is `alpha v + (1 - alpha) b_V` on the head: a Scale then an Add of the head's
+    // share of the bias, both general interventions. The CLI's text form gives the same
+    // intervention as the steering builder, bit for bit.
+    let lm = load_fixture("gpt2");
+    let cfg = lm.model.config().clone();
+    let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
+    let run = |hooks: &mut Hooks| {
+        lm.model
+            .run(&batch, hooks, RunOptions::default())
+            .unwrap()
+            .logits
+            .unwrap()
+    };
+    let (layer, head, alpha) = (1, 3, 2.5);
+    let (p, iv) =
+        lantern_steering::scale_head_values(&lm.model, layer, head, alpha, false).unwrap();
+    assert_eq!(p, HookPoint::attn(layer, HookKind::AttnV));
+    let built = run(&mut Hooks::new().intervene(p, iv));
+    let b_v = lm.model.weights().blocks[layer].attn.v.b.clone().unwrap();
+    let share = (b_v.reshape((cfg.n_kv_heads, cfg.d_head)).unwrap() * (1.0 - alpha)).unwrap();
+    let general = run(&mut Hooks::new()
+        .intervene(p, Intervention::scale(alpha).heads([head]))
+        .intervene(p, Intervention::add(share).heads([head])));
+    assert!(max_abs_diff(&built, &general) <= TOL);
+    assert!(
+        max_abs_diff(&built, &run(&mut Hooks::new())) > 1e-4,
+        "alpha 2.5 changes the logits"
+    );
+
+    let spec = format!("scale blocks.{layer}.attn.hook_v head={head} alpha={alpha}");
+    let (sp, siv) = lantern_steering::parse_intervention(&spec, &lm.model).unwrap();
+    assert_eq!(sp, p);
+    assert_eq!(
+        max_abs_diff(&built, &run(&mut Hooks::new().intervene(sp, siv))),
+        0.0
+    );
+    let (sp, siv) =
+        lantern_steering::parse_intervention(&format!("{spec} bias=scale"), &lm.model).unwrap();
+    let plain = run(&mut Hooks::new().intervene(p, Intervention::scale(alpha).heads([head])));
+    assert_eq!(
+        max_abs_diff(&plain, &run(&mut Hooks::new().intervene(sp, siv))),
+        0.0
     );
 }
 
@@ -239,17 +324,23 @@ fn gqa_value_scaling_matches_scaling_the_repeated_values() {
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let mut hooks = Hooks::new();
     for head in 0..group {
-        let (p, iv) = lm.model.scale_head_values(0, head, 2.5, false).unwrap();
+        let (p, iv) = lantern_steering::scale_head_values(&lm.model, 0, head, 2.5, false).unwrap();
         assert_eq!(p.kind, HookKind::AttnZ);
         hooks = hooks.intervene(p, iv);
     }
-    let via_z = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+    let via_z = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap()
+        .logits
+        .unwrap();
     let v = HookPoint::attn(0, HookKind::AttnV);
     let via_v = lm
         .model
         .run(
             &batch,
             &mut Hooks::new().intervene(v, Intervention::scale(2.5).heads([0])),
+            RunOptions::default(),
         )
         .unwrap()
         .logits
@@ -264,15 +355,18 @@ fn resuming_from_a_layer_equals_the_full_run() {
         let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
         let p = HookPoint::resid_pre(1);
         let mut hooks = Hooks::new().capture(p);
-        let full = lm.model.run(&batch, &mut hooks).unwrap().logits.unwrap();
+        let full = lm
+            .model
+            .run(&batch, &mut hooks, RunOptions::default())
+            .unwrap()
+            .logits
+            .unwrap();
         let resumed = lm
             .model
-            .run_from(
-                1,
-                hooks.cache.require(p).unwrap(),
-                &batch,
+            .run(
+                Input::Resid(hooks.cache.require(p).unwrap()),
                 &mut Hooks::new(),
-                Logits::All,
+                RunOptions::from_layer(1).padding(&batch.pad_left),
             )
             .unwrap()
             .logits
@@ -292,13 +386,20 @@ fn packed_segments_equal_the_full_run() {
         let layer = 1;
         let p = HookPoint::resid_pre(layer);
         let mut hooks = Hooks::new().capture(p);
-        let full = lm.model.run(&batch, &mut hooks).unwrap();
+        let full = lm
+            .model
+            .run(&batch, &mut hooks, RunOptions::default())
+            .unwrap();
         let (logits, resid_final) = (full.logits.unwrap(), full.resid_final);
         let resid_pre = hooks.cache.require(p).unwrap();
         let mut past = lm.model.new_kv_cache(&[0]);
         let ids = batch.ids_tensor(lm.model.device()).unwrap();
         lm.model
-            .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+            .run(
+                Input::Tokens(&ids),
+                &mut Hooks::new(),
+                RunOptions::default().cache(&mut past).logits(Logits::None),
+            )
             .unwrap();
         let starts = [0, 2, t - 5, t - 1];
         let segments: Vec<Segment> = starts
@@ -315,12 +416,12 @@ fn packed_segments_equal_the_full_run() {
         let at = Tensor::new(at.as_slice(), lm.model.device()).unwrap();
         let packed = lm
             .model
-            .run_packed_from(
-                layer,
-                &resid_pre.index_select(&at, 1).unwrap(),
-                &segments,
-                &past,
+            .run(
+                Input::Resid(&resid_pre.index_select(&at, 1).unwrap()),
                 &mut Hooks::new(),
+                RunOptions::from_layer(layer)
+                    .packed(&segments, &past)
+                    .logits(Logits::Last),
             )
             .unwrap();
         let want_resid = resid_final.index_select(&at, 1).unwrap();
@@ -341,12 +442,12 @@ fn packed_segments_equal_the_full_run() {
         }];
         assert!(lm
             .model
-            .run_packed_from(
-                layer,
-                &resid_pre.narrow(1, 0, 1).unwrap(),
-                &bad,
-                &past,
-                &mut Hooks::new()
+            .run(
+                Input::Resid(&resid_pre.narrow(1, 0, 1).unwrap()),
+                &mut Hooks::new(),
+                RunOptions::from_layer(layer)
+                    .packed(&bad, &past)
+                    .logits(Logits::Last)
             )
             .is_err());
     }
@@ -361,14 +462,18 @@ fn resuming_a_cached_run_at_a_layer_equals_the_full_run() {
     let mut hooks = Hooks::new().capture(p);
     let full = lm
         .model
-        .run(&batch, &mut hooks)
+        .run(&batch, &mut hooks, RunOptions::default())
         .unwrap()
         .last_logits()
         .unwrap();
     let mut past = lm.model.new_kv_cache(&[0]);
     let ids = batch.ids_tensor(lm.model.device()).unwrap();
     lm.model
-        .run_cached(&ids, &mut past, &mut Hooks::new(), Logits::None)
+        .run(
+            Input::Tokens(&ids),
+            &mut Hooks::new(),
+            RunOptions::default().cache(&mut past).logits(Logits::None),
+        )
         .unwrap();
     // Two rows: the last 3 positions, and the last 1, from caches of the positions before.
     for keep in [t - 3, t - 1] {
@@ -382,7 +487,13 @@ fn resuming_a_cached_run_at_a_layer_equals_the_full_run() {
         let resid = Tensor::cat(&[&resid, &resid], 0).unwrap();
         let got = lm
             .model
-            .run_cached_from(1, &resid, &mut cache, &mut Hooks::new(), Logits::Last)
+            .run(
+                Input::Resid(&resid),
+                &mut Hooks::new(),
+                RunOptions::from_layer(1)
+                    .cache(&mut cache)
+                    .logits(Logits::Last),
+            )
             .unwrap()
             .last_logits()
             .unwrap();
@@ -410,7 +521,11 @@ fn stacked_cache_rows_equal_their_separate_runs() {
                 .unsqueeze(0)
                 .unwrap();
             lm.model
-                .run_cached(&ids, &mut c, &mut Hooks::new(), Logits::None)
+                .run(
+                    Input::Tokens(&ids),
+                    &mut Hooks::new(),
+                    RunOptions::default().cache(&mut c).logits(Logits::None),
+                )
                 .unwrap();
             c
         })
@@ -420,17 +535,23 @@ fn stacked_cache_rows_equal_their_separate_runs() {
     let ids = Tensor::from_vec(last, (rows.len(), 1), device).unwrap();
     let got = lm
         .model
-        .run_cached(&ids, &mut stacked, &mut Hooks::new(), Logits::Last)
+        .run(
+            Input::Tokens(&ids),
+            &mut Hooks::new(),
+            RunOptions::default()
+                .cache(&mut stacked)
+                .logits(Logits::Last),
+        )
         .unwrap()
         .last_logits()
         .unwrap();
     for (i, r) in rows.iter().enumerate() {
         let want = lm
             .model
-            .run_with(
+            .run(
                 &Batch::from_ids(vec![r.clone()]).unwrap(),
                 &mut Hooks::new(),
-                Logits::Last,
+                RunOptions::default().logits(Logits::Last),
             )
             .unwrap()
             .last_logits()
@@ -456,18 +577,28 @@ fn hook_result_sums_to_attn_out() {
         HookPoint::block(1, HookKind::AttnOut),
     );
     let mut plain = Hooks::new().capture(out);
-    let logits = lm.model.run(&batch, &mut plain).unwrap().logits.unwrap();
+    let logits = lm
+        .model
+        .run(&batch, &mut plain, RunOptions::default())
+        .unwrap()
+        .logits
+        .unwrap();
     let mut with_result = Hooks::new().capture(res).capture(out);
     let logits2 = lm
         .model
-        .run(&batch, &mut with_result)
+        .run(&batch, &mut with_result, RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
     assert!(max_abs_diff(&logits, &logits2) <= TOL);
     // With an intervention attached, the output is the sum of the (possibly changed) results.
     let mut identity = Hooks::new().intervene(res, Intervention::scale(1.0));
-    let logits3 = lm.model.run(&batch, &mut identity).unwrap().logits.unwrap();
+    let logits3 = lm
+        .model
+        .run(&batch, &mut identity, RunOptions::default())
+        .unwrap()
+        .logits
+        .unwrap();
     assert!(max_abs_diff(&logits, &logits3) <= TOL);
     let r = with_result.cache.require(res).unwrap();
     let b_o = lm.model.weights().blocks[1].attn.o.b.clone().unwrap();
@@ -490,7 +621,9 @@ fn hook_shapes_follow_the_table() {
     let cfg = lm.model.config().clone();
     let batch = Batch::from_prompts(&lm.tokenizer, &prompts()).unwrap();
     let mut hooks = Hooks::new().capture_pattern(&cfg, "*").unwrap();
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let (b, t, m, h, g, d) = (
         3,
         batch.seq_len(),
@@ -520,7 +653,9 @@ fn cache_exports_to_safetensors_and_npy() {
     let mut hooks = Hooks::new()
         .capture_pattern(lm.model.config(), "blocks.*.hook_resid_post")
         .unwrap();
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let dir = ScratchDir::new("cache-export");
     let st = dir.join("cache.safetensors");
     hooks.cache.save_safetensors(&st).unwrap();
@@ -634,7 +769,7 @@ fn half_precision_runs_close_to_f32() {
     let batch = Batch::from_prompts(&f32_lm.tokenizer, &prompts()).unwrap();
     let want = f32_lm
         .model
-        .run(&batch, &mut Hooks::new())
+        .run(&batch, &mut Hooks::new(), RunOptions::default())
         .unwrap()
         .logits
         .unwrap();
@@ -643,7 +778,7 @@ fn half_precision_runs_close_to_f32() {
         assert_eq!(lm.model.dtype(), dtype);
         let got = lm
             .model
-            .run(&batch, &mut Hooks::new())
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
             .logits
             .unwrap();
@@ -667,12 +802,16 @@ fn mean_ablation_replaces_by_the_batch_mean() {
     .unwrap();
     let p = HookPoint::block(0, HookKind::MlpOut);
     let mut reference = Hooks::new().capture(p);
-    lm.model.run(&batch, &mut reference).unwrap();
+    lm.model
+        .run(&batch, &mut reference, RunOptions::default())
+        .unwrap();
     let mean = reference.cache.mean_over_batch(p).unwrap();
     let mut hooks = Hooks::new()
         .intervene(p, Intervention::mean(mean.clone()))
         .capture(p);
-    lm.model.run(&batch, &mut hooks).unwrap();
+    lm.model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let got = hooks.cache.require(p).unwrap();
     for b in 0..2 {
         assert!(max_abs_diff(&got.get(b).unwrap(), &mean.get(0).unwrap()) <= 1e-6);

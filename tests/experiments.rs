@@ -17,7 +17,11 @@ fn direct_logprob(lm: &lantern_engine::LoadedModel, prompt: &[u32], cont: &[u32]
     let batch = lantern_engine::Batch::from_ids(vec![ids]).unwrap();
     let logits = lm
         .model
-        .run(&batch, &mut lantern_engine::Hooks::new())
+        .run(
+            &batch,
+            &mut lantern_engine::Hooks::new(),
+            lantern_engine::RunOptions::default(),
+        )
         .unwrap()
         .logits
         .unwrap()

@@ -116,7 +116,11 @@ fn gemma3_270m_matches_transformers() {
         let t0 = Instant::now();
         let logits = lm
             .model
-            .run_with(&batch, &mut hooks, Logits::Last)
+            .run(
+                &batch,
+                &mut hooks,
+                RunOptions::default().logits(Logits::Last),
+            )
             .unwrap()
             .last_logits()
             .unwrap()

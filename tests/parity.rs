@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use lantern_engine::{load_path, Batch, HookKind, HookPoint, Hooks, LoadedModel};
+use lantern_engine::{load_path, Batch, HookKind, HookPoint, Hooks, LoadedModel, RunOptions};
 
 const TOL: f32 = 1e-4;
 
@@ -21,7 +21,10 @@ fn check_model(name: &str, lm: LoadedModel) {
     let mut hooks = Hooks::new()
         .capture_pattern(&cfg, "blocks.*.hook_resid_post,blocks.0.attn.hook_pattern,blocks.0.attn.hook_z,ln_final.hook_normalized")
         .unwrap();
-    let out = lm.model.run(&batch, &mut hooks).unwrap();
+    let out = lm
+        .model
+        .run(&batch, &mut hooks, RunOptions::default())
+        .unwrap();
     let logits = out.logits.unwrap();
     let d = max_abs_diff(&logits, &reference["logits"]);
     eprintln!("{name}: max |Δlogit| = {d:.2e}");

@@ -49,7 +49,11 @@ fn smollm2_matches_transformers() {
         };
         let logits = lm
             .model
-            .run_with(&batch, &mut hooks, Logits::Last)
+            .run(
+                &batch,
+                &mut hooks,
+                RunOptions::default().logits(Logits::Last),
+            )
             .unwrap()
             .last_logits()
             .unwrap()
@@ -121,7 +125,11 @@ fn smollm2_knows_the_capital_of_france() {
     assert_eq!(batch.row(0), &[504, 3575, 282, 4649, 314]);
     let logits = lm
         .model
-        .run_with(&batch, &mut Hooks::new(), Logits::Last)
+        .run(
+            &batch,
+            &mut Hooks::new(),
+            RunOptions::default().logits(Logits::Last),
+        )
         .unwrap()
         .last_logits()
         .unwrap();

@@ -7,7 +7,7 @@
 
 use candle_core::{DType, Tensor, D};
 use lantern_engine::{
-    config::NormKind, Batch, Error, HookKind, HookPoint, Hooks, Logits, Model, Result,
+    config::NormKind, Batch, Error, HookKind, HookPoint, Hooks, Model, Result, RunOptions,
 };
 use serde::Serialize;
 
@@ -112,7 +112,7 @@ pub fn direct_logit_attribution(
             .capture(HookPoint::attn(l, HookKind::AttnResult))
             .capture(HookPoint::block(l, HookKind::MlpOut));
     }
-    let out = model.run_with(batch, &mut hooks, Logits::All)?;
+    let out = model.run(batch, &mut hooks, RunOptions::default())?;
     let logits = out.logits.expect("logits requested").to_dtype(DType::F32)?;
     // Attributions of a NaN are NaN: stop at the hook point where it first appears instead.
     lantern_engine::finite::ensure_finite(model, batch, &Hooks::new(), &logits)?;

@@ -3,7 +3,7 @@
 //! effect on chosen tokens.
 
 use candle_core::{DType, Tensor};
-use lantern_engine::{Batch, HookPoint, Hooks, Logits, Model, Result, Tokenizer};
+use lantern_engine::{Batch, HookPoint, Hooks, Logits, Model, Result, RunOptions, Tokenizer};
 use serde::Serialize;
 
 /// A token's standing in one layer's lens distribution.
@@ -47,7 +47,7 @@ pub fn logit_lens(
         lantern_engine::error::check_index("token id", id as usize, cfg.vocab_size)?;
     }
     let hooks = &mut Hooks::new().capture_pattern(cfg, "blocks.*.hook_resid_pre")?;
-    let out = model.run_with(batch, hooks, Logits::None)?;
+    let out = model.run(batch, hooks, RunOptions::default().logits(Logits::None))?;
     let mut rows = Vec::with_capacity(cfg.n_layers + 1);
     for layer in 0..=cfg.n_layers {
         let (resid, name) = if layer < cfg.n_layers {

@@ -12,7 +12,8 @@
 
 use candle_core::{DType, Tensor};
 use lantern_engine::{
-    finite, Batch, Error, HookKind, HookPoint, Hooks, Intervention, Logits, Model, Result, Segment,
+    finite, Batch, Error, HookKind, HookPoint, Hooks, Input, Intervention, Logits, Model, Result,
+    RunOptions, Segment,
 };
 use serde::Serialize;
 
@@ -326,7 +327,11 @@ fn baselines(
         Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
     // A NaN in either baseline would make every patch's score NaN: name its source instead.
     let clean_logits = model
-        .run_with(clean, &mut clean_hooks, Logits::Last)?
+        .run(
+            clean,
+            &mut clean_hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
         .last_logits()?;
     finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
     let m_clean = metric.raw(&clean_logits)?[0];
@@ -335,7 +340,11 @@ fn baselines(
         None => Hooks::new(),
     };
     let corrupted_logits = model
-        .run_with(corrupted, &mut corrupted_hooks, Logits::Last)?
+        .run(
+            corrupted,
+            &mut corrupted_hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
         .last_logits()?;
     finite::ensure_finite(model, corrupted, &Hooks::new(), &corrupted_logits)?;
     let m_corrupted = metric.raw(&corrupted_logits)?[0];
@@ -385,11 +394,12 @@ pub fn patch_sweep(
         && cells.iter().any(|c| c.pos.is_some());
     let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
     if packable {
-        model.run_cached(
-            &corrupted.ids_tensor(model.device())?,
-            &mut corrupted_kv,
+        model.run(
+            Input::Tokens(&corrupted.ids_tensor(model.device())?),
             &mut Hooks::new(),
-            Logits::None,
+            RunOptions::default()
+                .cache(&mut corrupted_kv)
+                .logits(Logits::None),
         )?;
     }
     for layer in 0..n_layers {
@@ -421,7 +431,13 @@ pub fn patch_sweep(
                 let mut hooks = Hooks::new().intervene(point, patch);
                 let resid = resid_pre.index_select(&at, 1)?;
                 model
-                    .run_packed_from(layer, &resid, &segments, &corrupted_kv, &mut hooks)?
+                    .run(
+                        Input::Resid(&resid),
+                        &mut hooks,
+                        RunOptions::from_layer(layer)
+                            .packed(&segments, &corrupted_kv)
+                            .logits(Logits::Last),
+                    )?
                     .last_logits()?
             } else {
                 let source_k = repeat_rows(source, k)?;
@@ -431,7 +447,13 @@ pub fn patch_sweep(
                 let resid = repeat_rows(resid_pre, k)?;
                 let batch = Batch::from_ids(vec![corrupted.ids[0].clone(); k])?;
                 model
-                    .run_from(layer, &resid, &batch, &mut hooks, Logits::Last)?
+                    .run(
+                        Input::Resid(&resid),
+                        &mut hooks,
+                        RunOptions::from_layer(layer)
+                            .padding(&batch.pad_left)
+                            .logits(Logits::Last),
+                    )?
                     .last_logits()?
             };
             for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
@@ -480,10 +502,10 @@ pub fn patch_sweep_naive(
             iv = iv.heads([h]);
         }
         let logits = model
-            .run_with(
+            .run(
                 corrupted,
                 &mut Hooks::new().intervene(point, iv),
-                Logits::Last,
+                RunOptions::default().logits(Logits::Last),
             )?
             .last_logits()?;
         values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]);

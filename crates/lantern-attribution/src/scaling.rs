@@ -1,5 +1,6 @@
-//! Paper P1's intervention: scale the value vectors of one head (or a set) by alpha at every
-//! position, generate, and count how often the answer follows the context vs memory.
+//! Paper P1's sweep: scale the value vectors of one head (or a set) by alpha at every position
+//! (the intervention itself is `lantern_steering::scale_head_values`), generate, and count how
+//! often the answer follows the context vs memory.
 
 use lantern_engine::{GenerateConfig, Hooks, Model, Result, Tokenizer};
 use serde::{Deserialize, Serialize};
@@ -94,7 +95,7 @@ pub fn continuations(
 
 /// For each alpha, scales the value vectors of every `(layer, head)` in `heads` by alpha and
 /// reports the answer rates. `scale_bias` chooses the b_V convention (see
-/// `Model::scale_head_values`). `progress(done, total)` counts alphas.
+/// `lantern_steering::values`). `progress(done, total)` counts alphas.
 #[allow(clippy::too_many_arguments)]
 pub fn alpha_sweep(
     model: &Model,
@@ -111,7 +112,8 @@ pub fn alpha_sweep(
     for (i, &alpha) in alphas.iter().enumerate() {
         let mut hooks = Hooks::new();
         for &(layer, head) in heads {
-            let (p, iv) = model.scale_head_values(layer, head, alpha, scale_bias)?;
+            let (p, iv) =
+                lantern_steering::scale_head_values(model, layer, head, alpha, scale_bias)?;
             hooks = hooks.intervene(p, iv);
         }
         let conts = continuations(model, tokenizer, prompts, gen, &hooks, batch_size)?;

@@ -6,8 +6,9 @@ use anyhow::Result;
 use clap::Args;
 use lantern_attribution::lens::{logit_lens, token_stats};
 use lantern_engine::{
-    finite, generate::Sampling, hooks, spec, Batch, GenerateConfig, Hooks, Logits,
+    finite, generate::Sampling, hooks, Batch, GenerateConfig, Hooks, Logits, RunOptions,
 };
+use lantern_steering::spec;
 use serde_json::json;
 
 use crate::util::{check_finite, print_json, ModelArgs};
@@ -121,7 +122,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let mut hooks = hooks_from_specs(&a.intervene, &lm.model)?;
     let logits = lm
         .model
-        .run_with(&batch, &mut hooks, Logits::Last)?
+        .run(
+            &batch,
+            &mut hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
         .last_logits()?;
     finite::ensure_finite(&lm.model, &batch, &hooks, &logits)?;
     let logits = logits.squeeze(0)?;
@@ -286,7 +291,7 @@ pub fn cache(a: CacheArgs) -> Result<()> {
     let lm = a.model.load()?;
     let batch = Batch::from_prompts(&lm.tokenizer, &[a.prompt.as_str()])?;
     let mut hooks = Hooks::new().capture_pattern(lm.model.config(), &a.hooks)?;
-    let out = lm.model.run(&batch, &mut hooks)?;
+    let out = lm.model.run(&batch, &mut hooks, RunOptions::default())?;
     if let Some(logits) = &out.logits {
         finite::ensure_finite(&lm.model, &batch, &Hooks::new(), logits)?;
     }

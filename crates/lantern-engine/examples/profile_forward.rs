@@ -2,7 +2,9 @@
 //! `cargo run --release -p lantern-engine --example profile_forward`
 use std::time::Instant;
 
-use lantern_engine::{load_path, Batch, DType, Device, Hooks, LoadOptions, Logits, Tensor};
+use lantern_engine::{
+    load_path, Batch, DType, Device, Hooks, LoadOptions, Logits, RunOptions, Tensor,
+};
 
 fn time<T>(label: &str, reps: usize, mut f: impl FnMut() -> T) {
     f();
@@ -31,17 +33,25 @@ fn main() {
     let batch = Batch::from_ids(rows).unwrap();
     time("forward b16 logits all", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::All)
+            .run(&batch, &mut Hooks::new(), RunOptions::default())
             .unwrap()
     });
     time("forward b16 logits last", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::Last)
+            .run(
+                &batch,
+                &mut Hooks::new(),
+                RunOptions::default().logits(Logits::Last),
+            )
             .unwrap()
     });
     time("forward b16 logits none", 3, || {
         lm.model
-            .run_with(&batch, &mut Hooks::new(), Logits::None)
+            .run(
+                &batch,
+                &mut Hooks::new(),
+                RunOptions::default().logits(Logits::None),
+            )
             .unwrap()
     });
     let x = Tensor::randn(0f32, 1.0, (256, 576), &Device::Cpu).unwrap();

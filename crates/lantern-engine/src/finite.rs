@@ -12,7 +12,8 @@ use crate::batch::Batch;
 use crate::error::{Error, Result};
 use crate::hooks::{all_points, HookKind, HookPoint};
 use crate::intervention::Hooks;
-use crate::model::{Logits, Model};
+use crate::model::Model;
+use crate::run::{Logits, RunOptions};
 
 /// Where non-finite values first appear in a forward pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +66,7 @@ pub fn first_non_finite(
     let points = all_points(model.config());
     let mut probe = hooks.clone().capture_all(points.iter().copied());
     probe.take_cache();
-    model.run_with(batch, &mut probe, Logits::All)?;
+    model.run(batch, &mut probe, RunOptions::default())?;
     for point in points {
         let Some(t) = probe.cache.get(point) else {
             continue;
@@ -104,7 +105,11 @@ pub fn check_forward(model: &Model, batch: &Batch, hooks: &Hooks) -> Result<()> 
     let mut probe = hooks.clone();
     probe.take_cache();
     let logits = model
-        .run_with(batch, &mut probe, Logits::Last)?
+        .run(
+            batch,
+            &mut probe,
+            RunOptions::default().logits(Logits::Last),
+        )?
         .logits
         .ok_or_else(|| Error::invalid("the run computed no logits"))?;
     ensure_finite(model, batch, hooks, &logits)

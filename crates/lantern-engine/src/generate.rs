@@ -9,7 +9,8 @@ use crate::batch::Batch;
 use crate::cache::ActivationCache;
 use crate::error::{Error, Result};
 use crate::intervention::Hooks;
-use crate::model::{Logits, Model};
+use crate::model::Model;
+use crate::run::{Input, Logits, RunOptions};
 use crate::tokenizer::Tokenizer;
 
 /// How the next token is chosen.
@@ -152,7 +153,8 @@ impl Model {
         let mut step_caches = Vec::new();
         let mut input = batch.ids_tensor(self.device())?;
         for _ in 0..cfg.max_new_tokens {
-            let out = self.run_cached(&input, &mut cache, hooks, Logits::Last)?;
+            let opts = RunOptions::default().cache(&mut cache).logits(Logits::Last);
+            let out = self.run(Input::Tokens(&input), hooks, opts)?;
             if cfg.capture_steps {
                 step_caches.push(hooks.take_cache());
             }

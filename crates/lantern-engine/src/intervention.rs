@@ -19,8 +19,6 @@ pub struct HookContext {
     pub point: HookPoint,
     /// Absolute position of the tensor's first position (non-zero on KV-cached generation steps).
     pub pos_offset: usize,
-    /// The value bias `b_V` reshaped `[1, 1, Hkv, d_head]`, at `attn.hook_v` of models that have one.
-    pub value_bias: Option<Tensor>,
 }
 
 /// A user function `(activation, context) -> new activation` of the same shape.
@@ -35,10 +33,6 @@ pub enum Op {
     Add(Tensor),
     /// Multiply by alpha.
     Scale(f64),
-    /// At `attn.hook_v`: scale the value vectors by alpha. With `scale_bias = false` the value bias
-    /// `b_V` is left as it is (`v' = alpha (v - b_V) + b_V`, as TransformerLens computes after folding
-    /// value biases into the output bias); with `true` the whole of `v` is scaled.
-    ScaleValues { alpha: f64, scale_bias: bool },
     /// Set to zero.
     Zero,
     /// Replace by a mean activation (broadcast), e.g. `cache.mean_over_batch(point)`.
@@ -56,9 +50,6 @@ impl std::fmt::Debug for Op {
             Op::Replace(t) => write!(f, "Replace({:?})", t.shape()),
             Op::Add(t) => write!(f, "Add({:?})", t.shape()),
             Op::Scale(a) => write!(f, "Scale({a})"),
-            Op::ScaleValues { alpha, scale_bias } => {
-                write!(f, "ScaleValues({alpha}, scale_bias={scale_bias})")
-            }
             Op::Zero => f.write_str("Zero"),
             Op::Mean(t) => write!(f, "Mean({:?})", t.shape()),
             Op::Patch(t) => write!(f, "Patch({:?})", t.shape()),
@@ -152,18 +143,6 @@ impl Intervention {
             Op::Replace(v) | Op::Mean(v) => cast(v)?,
             Op::Add(v) => (x + cast(v)?)?,
             Op::Scale(alpha) => x.affine(*alpha, 0.0)?,
-            Op::ScaleValues { alpha, scale_bias } => {
-                if ctx.point.kind != HookKind::AttnV {
-                    return Err(err("ScaleValues applies to attn.hook_v only".into()));
-                }
-                match (&ctx.value_bias, scale_bias) {
-                    (Some(b), false) => {
-                        let b = b.broadcast_as(x.shape())?;
-                        ((x - &b)?.affine(*alpha, 0.0)? + b)?
-                    }
-                    _ => x.affine(*alpha, 0.0)?,
-                }
-            }
             Op::Zero => x.zeros_like()?,
             Op::Patch(src) => {
                 let axes = ctx.point.kind.axes();
@@ -336,19 +315,62 @@ impl Hooks {
         self.active.iter().try_for_each(|p| p.check(cfg))
     }
 
-    /// Runs the interventions at `point`, then captures. A point with nothing attached returns `x`
-    /// untouched (no copy).
-    pub(crate) fn run(&mut self, x: Tensor, ctx: impl FnOnce() -> HookContext) -> Result<Tensor> {
-        let point_ctx = ctx();
-        let mut x = x;
+    /// Runs the interventions at `ctx.point`, then captures. A point with nothing attached
+    /// returns `x` untouched (no copy).
+    pub(crate) fn run(&mut self, mut x: Tensor, ctx: HookContext) -> Result<Tensor> {
+        if !self.is_active(ctx.point) {
+            return Ok(x);
+        }
         for (p, iv) in &self.interventions {
-            if *p == point_ctx.point {
-                x = iv.apply(&x, &point_ctx)?;
+            if *p == ctx.point {
+                x = iv.apply(&x, &ctx)?;
             }
         }
-        if self.capture.contains(&point_ctx.point) {
-            self.cache.insert(point_ctx.point, x.clone());
+        if self.capture.contains(&ctx.point) {
+            self.cache.insert(ctx.point, x.clone());
         }
         Ok(x)
+    }
+
+    /// The hooks as one layer of a forward pass sees them (`None`: the points outside the
+    /// blocks), so the forward pass names only the kind: `h.at(HookKind::AttnZ, z)`.
+    pub(crate) fn at_layer(&mut self, layer: Option<usize>, pos_offset: usize) -> LayerHooks<'_> {
+        LayerHooks {
+            layer,
+            pos_offset,
+            hooks: self,
+        }
+    }
+}
+
+/// The hook points of one layer during one forward pass (see [`Hooks::at_layer`]).
+pub(crate) struct LayerHooks<'h> {
+    layer: Option<usize>,
+    pos_offset: usize,
+    hooks: &'h mut Hooks,
+}
+
+impl LayerHooks<'_> {
+    fn point(&self, kind: HookKind) -> HookPoint {
+        match self.layer {
+            Some(layer) => HookPoint::block(layer, kind),
+            None => HookPoint::global(kind),
+        }
+    }
+    /// Passes `x` through the point `kind` of this layer: its interventions, then its capture.
+    pub(crate) fn at(&mut self, kind: HookKind, x: Tensor) -> Result<Tensor> {
+        let ctx = HookContext {
+            point: self.point(kind),
+            pos_offset: self.pos_offset,
+        };
+        self.hooks.run(x, ctx)
+    }
+    /// Whether anything is attached at `kind` (to skip computing a point nobody reads).
+    pub(crate) fn is_active(&self, kind: HookKind) -> bool {
+        self.hooks.is_active(self.point(kind))
+    }
+    /// Whether an intervention (not only a capture) is attached at `kind`.
+    pub(crate) fn intervenes(&self, kind: HookKind) -> bool {
+        self.hooks.intervenes(self.point(kind))
     }
 }

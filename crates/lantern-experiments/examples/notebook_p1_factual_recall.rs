@@ -10,7 +10,7 @@ notebook_cell(3);
 use lantern_attribution::lens::token_stats;
 use lantern_attribution::patching::SweepOptions;
 use lantern_attribution::{alpha_sweep, direct_logit_attribution, logit_lens, patch_sweep, LogitDirection, Metric, PatchGrid, PatchTarget, RecallPrompt};
-use lantern_engine::{default_model_path, load_path, Batch, GenerateConfig, Hooks, LoadOptions, Logits};
+use lantern_engine::{default_model_path, load_path, Batch, GenerateConfig, Hooks, LoadOptions, Logits, RunOptions};
 use lantern_plot::{heatmap, line_chart, Annotate, HeatmapOptions, LineOptions, PlotOptions, Series};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -58,7 +58,7 @@ let prompt = "The capital of Poland is London. The capital of Poland is";
 let batch = Batch::from_prompts(&lm.tokenizer, &[prompt]).expect("tokenising");
 let tokens: Vec<String> = batch.row(0).iter().map(|&id| lm.tokenizer.token_text(id)).collect();
 println!("{} tokens: {:?}", tokens.len(), tokens);
-let out = lm.model.run_with(&batch, &mut Hooks::new(), Logits::Last).expect("forward pass");
+let out = lm.model.run(&batch, &mut Hooks::new(), RunOptions::default().logits(Logits::Last)).expect("forward pass");
 let last = out.last_logits().expect("logits").squeeze(0).expect("one row");
 let (top, _) = token_stats(&lm.tokenizer, &last, 8, &[]).expect("top tokens");
 for t in &top {
@@ -160,7 +160,7 @@ let (mem_layer, mem_head, _) = ranked[ranked.len() - 1];
 let gen = GenerateConfig { max_new_tokens: 6, stop_strings: vec!["\n".into(), ".".into()], ..Default::default() };
 for (layer, head) in [(ctx_layer, ctx_head), (mem_layer, mem_head)] {
     for alpha in [1.0, 0.0, -2.0, 4.0] {
-        let (point, intervention) = lm.model.scale_head_values(layer, head, alpha, false).expect("valid head");
+        let (point, intervention) = lantern_steering::scale_head_values(&lm.model, layer, head, alpha, false).expect("valid head");
         let mut hooks = Hooks::new().intervene(point, intervention);
         let g = lm.model.generate(&lm.tokenizer, prompt, &gen, &mut hooks).expect("generation");
         println!("L{layer}H{head} x {alpha:>2}: ...{}", g.text);

@@ -13,7 +13,7 @@
 //!   per scorer; its keys and values are reused by every call.
 
 use candle_core::{DType, Tensor, D};
-use lantern_engine::{Hooks, KvCache, LoadedModel, Logits};
+use lantern_engine::{Hooks, Input, KvCache, LoadedModel, Logits, RunOptions};
 use lantern_shapley::{LanguageModelScorer, ScoreRequest, ShapleyError};
 
 /// Scores continuations with a local model.
@@ -193,7 +193,11 @@ impl<'a> EngineScorer<'a> {
         let out = self
             .lm
             .model
-            .run_cached(&ids, &mut cache, &mut Hooks::new(), Logits::None)
+            .run(
+                Input::Tokens(&ids),
+                &mut Hooks::new(),
+                RunOptions::default().cache(&mut cache).logits(Logits::None),
+            )
             .map_err(err)?;
         self.forwards += 1;
         self.tokens += b * width;
@@ -349,7 +353,11 @@ impl LanguageModelScorer for EngineScorer<'_> {
             .map_err(err)?;
         self.lm
             .model
-            .run_cached(&t, &mut cache, &mut Hooks::new(), Logits::None)
+            .run(
+                Input::Tokens(&t),
+                &mut Hooks::new(),
+                RunOptions::default().cache(&mut cache).logits(Logits::None),
+            )
             .map_err(err)?;
         self.forwards += 1;
         self.tokens += ids.len();

@@ -3,16 +3,17 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Tensor, D};
+use candle_core::DType;
 use lantern_causal::{
     DiscoveryConfig, GraphReport, ObservedEffect, Session, SpreadConfig, SpreadResult, TimeSeries,
 };
 use lantern_engine::{
-    Batch, GenerateConfig, HookPoint, Hooks, Intervention, LoadedModel, Logits, Sampling,
+    Batch, GenerateConfig, HookPoint, Hooks, LoadedModel, Logits, RunOptions, Sampling,
 };
 use lantern_states::{
     learn_states, read_labelled_text, Dataset, ProbeMethod, StateSet, StatesConfig,
 };
+use lantern_steering::{random_direction, residual_steering};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -133,7 +134,8 @@ pub fn pooled_features(
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = Batch::from_ids(chunk.iter().map(|(ids, _)| ids.clone()).collect())?;
         let mut h = hooks.clone().capture(point);
-        lm.model.run_with(&batch, &mut h, Logits::None)?;
+        lm.model
+            .run(&batch, &mut h, RunOptions::default().logits(Logits::None))?;
         let resid = h.cache.require(point)?.to_dtype(DType::F32)?;
         let t = batch.seq_len();
         for (i, (ids, n)) in chunk.iter().enumerate() {
@@ -192,36 +194,6 @@ pub fn learn(
         },
         &states_cfg,
     )?)
-}
-
-/// P3's steering: `h + strength ‖h‖ d` at every position, optionally rescaled to ‖h‖.
-pub fn steering(
-    direction: &[f32],
-    strength: f64,
-    renormalize: bool,
-    device: &candle_core::Device,
-) -> Result<Intervention> {
-    let norm: f32 = direction.iter().map(|v| v * v).sum::<f32>().sqrt();
-    if norm == 0.0 || !norm.is_finite() {
-        bail!("the steering direction is zero");
-    }
-    let d = Tensor::from_vec(
-        direction.iter().map(|v| v / norm).collect::<Vec<_>>(),
-        direction.len(),
-        device,
-    )?;
-    Ok(Intervention::custom(move |x, _| {
-        let h_norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-        let d = d.to_dtype(x.dtype())?;
-        let steered = (x + h_norm
-            .broadcast_mul(&d.unsqueeze(0)?.unsqueeze(0)?)?
-            .affine(strength, 0.0)?)?;
-        if !renormalize {
-            return Ok(steered);
-        }
-        let new_norm = steered.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-        steered.broadcast_mul(&h_norm.broadcast_div(&new_norm)?)
-    }))
 }
 
 /// Recorded sessions: activations `[session][step][state]` and the transcripts.
@@ -326,23 +298,6 @@ struct Steer {
     steps: Vec<usize>,
 }
 
-/// A seeded random unit direction in `dim` dimensions (isotropic: Gaussian coordinates,
-/// Box–Muller), the steering control.
-pub fn random_direction(dim: usize, seed: u64) -> Vec<f32> {
-    use rand::Rng;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut d: Vec<f64> = (0..dim)
-        .map(|_| {
-            let u1: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
-            let u2: f64 = rng.random();
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        })
-        .collect();
-    let norm = d.iter().map(|v| v * v).sum::<f64>().sqrt();
-    d.iter_mut().for_each(|v| *v /= norm);
-    d.into_iter().map(|v| v as f32).collect()
-}
-
 #[allow(clippy::too_many_arguments)]
 fn record_sessions(
     lm: &LoadedModel,
@@ -361,7 +316,7 @@ fn record_sessions(
         .collect();
     let steer_iv = match &steer {
         Some(st) => Some((
-            steering(
+            residual_steering(
                 &st.direction,
                 cfg.steer_strength,
                 cfg.renormalize,
@@ -682,25 +637,4 @@ pub fn read_questions(path: &Path) -> Result<Vec<String>> {
         bail!("{} has no questions", path.display());
     }
     Ok(q)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::random_direction;
-
-    #[test]
-    fn random_direction_is_a_seeded_isotropic_unit_vector() {
-        let d = random_direction(4096, 7);
-        let norm: f64 = d.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
-        assert_eq!(d, random_direction(4096, 7), "same seed, same direction");
-        let other = random_direction(4096, 8);
-        let cos = lantern_states::cosine(&d, &other);
-        // Two independent isotropic directions in 4096 dims: cos ~ N(0, 1/4096), sd 0.016.
-        assert!(cos.abs() < 0.08, "cos {cos}");
-        // Gaussian coordinates: the squared coordinates of a unit vector average 1/dim, and
-        // about 68% of them lie within one sd (1/sqrt(dim)) of zero.
-        let within = d.iter().filter(|v| v.abs() < 1.0 / 64.0).count() as f64 / 4096.0;
-        assert!((within - 0.683).abs() < 0.03, "{within}");
-    }
 }

@@ -13,11 +13,7 @@
 use std::path::Path;
 
 use candle_core::Tensor;
-
-use crate::error::{Error, Result};
-use crate::hooks::{HookKind, HookPoint};
-use crate::intervention::{Intervention, Op};
-use crate::model::Model;
+use lantern_engine::{Error, HookKind, HookPoint, Intervention, Model, Op, Result};
 
 /// Parses one intervention spec for a model.
 pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Intervention)> {
@@ -84,17 +80,18 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
             "head"
         };
         hs.iter()
-            .try_for_each(|&h| crate::error::check_index(what, h, count))?;
+            .try_for_each(|&h| lantern_engine::error::check_index(what, h, count))?;
     }
     let need = |x: Option<f64>, name: &str| x.ok_or_else(|| bad(format!("`{op}` needs {name}=")));
     let device = model.device();
-    let op = match op {
-        "scale" if point.kind == HookKind::AttnV => Op::ScaleValues {
-            alpha: need(alpha, "alpha")?,
-            scale_bias,
-        },
-        "scale" => Op::Scale(need(alpha, "alpha")?),
-        "zero" | "ablate" => Op::Zero,
+    let mut iv = match op {
+        // Value scaling keeps `b_V` unless `bias=scale` (see [`crate::values`]).
+        "scale" if point.kind == HookKind::AttnV => {
+            let layer = point.layer.expect("attn.hook_v is a block point");
+            crate::values::scale_values(model, layer, need(alpha, "alpha")?, scale_bias)?
+        }
+        "scale" => Intervention::new(Op::Scale(need(alpha, "alpha")?)),
+        "zero" | "ablate" => Intervention::new(Op::Zero),
         "add" => match vector {
             Some(v) => {
                 if v.len() != cfg.d_model {
@@ -104,18 +101,20 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
                         cfg.d_model
                     )));
                 }
-                Op::Add((Tensor::from_vec(v, cfg.d_model, device)? * alpha.unwrap_or(1.0))?)
+                let v = (Tensor::from_vec(v, cfg.d_model, device)? * alpha.unwrap_or(1.0))?;
+                Intervention::add(v)
             }
-            None => Op::Add(Tensor::new(need(value, "value or vector")? as f32, device)?),
+            None => Intervention::add(Tensor::new(need(value, "value or vector")? as f32, device)?),
         },
-        "replace" | "set" => Op::Replace(Tensor::new(need(value, "value")? as f32, device)?),
+        "replace" | "set" => {
+            Intervention::replace(Tensor::new(need(value, "value")? as f32, device)?)
+        }
         other => {
             return Err(bad(format!(
                 "unknown operation `{other}` (known: scale, zero, add, replace)"
             )))
         }
     };
-    let mut iv = Intervention::new(op);
     iv.selection.heads = heads;
     iv.selection.positions = positions;
     iv.selection.batch = rows;
@@ -123,7 +122,11 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
 }
 
 fn read_vector(path: &Path) -> Result<Vec<f32>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+    let file_error = |message: String| Error::File {
+        path: path.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
     serde_json::from_str::<Vec<f32>>(&text)
-        .map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))
+        .map_err(|e| file_error(format!("expected a JSON array of numbers: {e}")))
 }

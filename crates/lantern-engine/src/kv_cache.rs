@@ -1,0 +1,171 @@
+//! The key/value cache of incremental decoding and of resumed or packed runs: per layer, the keys
+//! (after rotary) and values of the positions already run.
+//!
+//! Shapes: B batch, G key/value heads, K cached positions, D d_head.
+
+use candle_core::Tensor;
+
+use crate::error::{Error, Result};
+
+/// Keys and values of past positions, for incremental decoding.
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    /// Per layer: `([B, G, K, D], [B, G, K, D])`, keys after rotary.
+    pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Left padding of each row (its first real position).
+    pub(crate) pad_left: Vec<usize>,
+    /// Positions held.
+    pub(crate) len: usize,
+}
+
+impl KvCache {
+    /// An empty cache of `n_layers` layers for rows with this left padding.
+    pub(crate) fn empty(n_layers: usize, pad_left: &[usize]) -> Self {
+        KvCache {
+            layers: vec![None; n_layers],
+            pad_left: pad_left.to_vec(),
+            len: 0,
+        }
+    }
+
+    /// Errors unless the cache is empty or holds keys and values for every layer from `layer` on.
+    pub(crate) fn check_layers_from(&self, layer: usize) -> Result<()> {
+        match (layer..self.layers.len()).find(|&l| self.len > 0 && self.layers[l].is_none()) {
+            Some(l) => Err(Error::invalid(format!(
+                "the cache holds {} positions but no keys and values for layer {l}",
+                self.len
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Every cached layer's keys and values through `f`.
+    fn map_layers(
+        &self,
+        f: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Vec<Option<(Tensor, Tensor)>>> {
+        self.layers
+            .iter()
+            .map(|l| l.as_ref().map(|(k, v)| Ok((f(k)?, f(v)?))).transpose())
+            .collect()
+    }
+
+    /// A one-row cache repeated to `rows` rows (a shared prompt prefix reused across a batch).
+    pub fn expand(&self, rows: usize) -> Result<KvCache> {
+        if self.pad_left.len() != 1 {
+            return Err(Error::invalid(format!(
+                "only a one-row cache can be expanded (this one has {} rows)",
+                self.pad_left.len()
+            )));
+        }
+        let grow = |t: &Tensor| -> Result<Tensor> {
+            let mut dims = t.dims().to_vec();
+            dims[0] = rows;
+            Ok(t.broadcast_as(dims)?.contiguous()?)
+        };
+        let layers = self.map_layers(grow)?;
+        Ok(KvCache {
+            layers,
+            pad_left: vec![self.pad_left[0]; rows],
+            len: self.len,
+        })
+    }
+
+    /// The first `len` positions (keys and values of the positions after are dropped).
+    pub fn truncated(&self, len: usize) -> Result<KvCache> {
+        if len > self.len {
+            return Err(Error::invalid(format!(
+                "cannot truncate a cache of {} positions to {len}",
+                self.len
+            )));
+        }
+        let cut = |t: &Tensor| Ok(t.narrow(2, 0, len)?);
+        let layers = self.map_layers(cut)?;
+        Ok(KvCache {
+            layers,
+            pad_left: self.pad_left.clone(),
+            len,
+        })
+    }
+
+    /// Row `row`'s first `len` real positions (after its left padding), as a one-row cache.
+    /// A view: no keys or values are copied.
+    pub fn row(&self, row: usize, len: usize) -> Result<KvCache> {
+        crate::error::check_index("cache row", row, self.pad_left.len())?;
+        let pad = self.pad_left[row];
+        if pad + len > self.len {
+            return Err(Error::invalid(format!(
+                "row {row} holds {} positions, not {len}",
+                self.len - pad
+            )));
+        }
+        let cut = |t: &Tensor| -> Result<Tensor> { Ok(t.narrow(0, row, 1)?.narrow(2, pad, len)?) };
+        let layers = self.map_layers(cut)?;
+        Ok(KvCache {
+            layers,
+            pad_left: vec![0],
+            len,
+        })
+    }
+
+    /// One-row caches of different lengths as one batch, each left-padded to the longest (the
+    /// padding is masked and positions count from each row's first real token).
+    pub fn stack(rows: &[KvCache]) -> Result<KvCache> {
+        let Some(first) = rows.first() else {
+            return Err(Error::invalid("no caches to stack"));
+        };
+        if let Some(r) = rows.iter().find(|r| r.pad_left != [0]) {
+            return Err(Error::invalid(format!(
+                "only unpadded one-row caches can be stacked (found left padding {:?})",
+                r.pad_left
+            )));
+        }
+        let len = rows.iter().map(|r| r.len).max().unwrap_or(0);
+        let n_layers = first.layers.len();
+        let mut layers = Vec::with_capacity(n_layers);
+        for l in 0..n_layers {
+            let held: Vec<&(Tensor, Tensor)> = rows
+                .iter()
+                .filter_map(|r| r.layers.get(l)?.as_ref())
+                .collect();
+            if held.is_empty() {
+                layers.push(None);
+                continue;
+            }
+            if held.len() != rows.len() {
+                return Err(Error::invalid(format!(
+                    "layer {l} is cached in some rows and not in others"
+                )));
+            }
+            let pad = |t: &Tensor| -> Result<Tensor> {
+                let (b, g, k, d) = t.dims4()?;
+                if k == len {
+                    return Ok(t.clone());
+                }
+                let zeros = Tensor::zeros((b, g, len - k, d), t.dtype(), t.device())?;
+                Ok(Tensor::cat(&[&zeros, t], 2)?)
+            };
+            let ks = held
+                .iter()
+                .map(|(k, _)| pad(k))
+                .collect::<Result<Vec<_>>>()?;
+            let vs = held
+                .iter()
+                .map(|(_, v)| pad(v))
+                .collect::<Result<Vec<_>>>()?;
+            layers.push(Some((Tensor::cat(&ks, 0)?, Tensor::cat(&vs, 0)?)));
+        }
+        Ok(KvCache {
+            layers,
+            pad_left: rows.iter().map(|r| len - r.len).collect(),
+            len,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
