@@ -36,7 +36,7 @@ pub struct ShapleyArgs {
     #[arg(long, default_value = "exact")]
     pub method: String,
     /// Distinct coalition evaluations for permutation/kernel.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub budget: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -75,10 +75,18 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
                 .clone()
                 .context("--target is required for --value prob")?,
         },
-        "option_prob" => ValueKind::OptionProb {
-            options: a.options.clone(),
-            chosen: a.chosen,
-        },
+        "option_prob" => {
+            anyhow::ensure!(
+                a.options.len() < 2 || a.chosen < a.options.len(),
+                "--chosen must be below the number of --option values ({}), got {}",
+                a.options.len(),
+                a.chosen
+            );
+            ValueKind::OptionProb {
+                options: a.options.clone(),
+                chosen: a.chosen,
+            }
+        }
         "option_diff" => {
             anyhow::ensure!(
                 a.options.len() == 2,

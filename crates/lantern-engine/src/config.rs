@@ -196,6 +196,11 @@ impl ModelConfig {
             if v == 0 {
                 return Err(Error::config(format!("{name} must be positive")));
             }
+            if v > MAX_COUNT {
+                return Err(Error::config(format!(
+                    "{name} must be at most {MAX_COUNT}, got {v}"
+                )));
+            }
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(Error::config(format!(
@@ -218,6 +223,46 @@ impl ModelConfig {
             return Err(Error::config(
                 "one sliding-window entry per layer is required",
             ));
+        }
+        self.validate_numbers().map_err(Error::config)
+    }
+
+    /// The floating-point hyperparameters: a NaN or negative epsilon, a rope base of 0 or a
+    /// scaling factor of 0 would turn every activation into NaN without an error.
+    fn validate_numbers(&self) -> std::result::Result<(), String> {
+        use crate::check::{finite, non_negative, positive};
+        non_negative("norm_eps", self.norm_eps)?;
+        positive("attention scale", self.attn_scale)?;
+        for rope in self.rope.iter().chain(&self.rope_local) {
+            positive("rope theta", rope.theta)?;
+            match rope.scaling {
+                Some(RopeScaling::Linear { factor }) => {
+                    positive("rope scaling factor", factor)?;
+                }
+                Some(RopeScaling::Llama3 {
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_max_position,
+                }) => {
+                    positive("rope scaling factor", factor)?;
+                    positive("rope scaling low_freq_factor", low_freq_factor)?;
+                    positive("rope scaling high_freq_factor", high_freq_factor)?;
+                    positive("rope scaling original_max_position_embeddings", original_max_position)?;
+                    // The smoothing divides by their difference.
+                    if high_freq_factor <= low_freq_factor {
+                        return Err(format!(
+                            "rope scaling high_freq_factor ({high_freq_factor}) must be above low_freq_factor ({low_freq_factor})"
+                        ));
+                    }
+                }
+                None => {}
+            }
+            let inv = rope.inv_freq();
+            if let Some(f) = inv.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                finite("rope inverse frequency", *f)?;
+                return Err(format!("rope inverse frequency must be > 0, got {f}"));
+            }
         }
         Ok(())
     }
@@ -247,6 +292,11 @@ impl ModelConfig {
     }
 }
 
+/// Largest layer, head or width count a config may declare. Real models stay far below it (the
+/// widest vocabularies are ~260k); a file declaring more is corrupt, and the count must not size
+/// an allocation (`vec![None; n_layers]`) or overflow `4 * d_model` first.
+pub const MAX_COUNT: usize = 1 << 24;
+
 /// Typed access to a JSON object with errors naming the missing key.
 struct Json<'a>(&'a Value);
 
@@ -261,6 +311,16 @@ impl Json<'_> {
             .ok_or_else(|| {
                 Error::config(format!("`{key}` is missing or not a non-negative integer"))
             })
+    }
+    /// A count that divides or sizes something: at least 1 and at most [`MAX_COUNT`].
+    fn count(&self, key: &str) -> Result<usize> {
+        let v = self.usize(key)?;
+        if v == 0 || v > MAX_COUNT {
+            return Err(Error::config(format!(
+                "`{key}` must be between 1 and {MAX_COUNT}, got {v}"
+            )));
+        }
+        Ok(v)
     }
     fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         if self.get(key).is_some() {
@@ -301,14 +361,14 @@ impl Json<'_> {
 }
 
 fn gpt2(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("n_embd")?;
-    let n_heads = j.usize("n_head")?;
+    let d_model = j.count("n_embd")?;
+    let n_heads = j.count("n_head")?;
     if j.bool_or("scale_attn_by_inverse_layer_idx", false)?
         || j.bool_or("reorder_and_upcast_attn", false)?
     {
         return Err(Error::config("GPT-2 variants with scale_attn_by_inverse_layer_idx or reorder_and_upcast_attn are not supported"));
     }
-    let n_layers = j.usize("n_layer")?;
+    let n_layers = j.count("n_layer")?;
     Ok(ModelConfig {
         architecture: Architecture::Gpt2,
         n_layers,
@@ -341,8 +401,8 @@ fn gpt2(j: &Json) -> Result<ModelConfig> {
 }
 
 fn gpt_neox(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = d_model / n_heads;
     let rotary_pct = match j
         .get("rope_parameters")
@@ -352,7 +412,7 @@ fn gpt_neox(j: &Json) -> Result<ModelConfig> {
         None => j.f64_or("rotary_pct", j.f64_or("partial_rotary_factor", 1.0)?)?,
     };
     let theta = rope_theta(j, 10000.0)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     Ok(ModelConfig {
         architecture: Architecture::GptNeoX,
         n_layers,
@@ -422,10 +482,10 @@ fn rope_scaling(j: &Json) -> Result<Option<RopeScaling>> {
 }
 
 fn llama_like(j: &Json, arch: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = j.usize_or("head_dim", d_model / n_heads)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     let window = match arch {
         Architecture::Mistral | Architecture::Qwen2
             if j.bool_or("use_sliding_window", arch == Architecture::Mistral)? =>
@@ -469,10 +529,10 @@ fn llama_like(j: &Json, arch: Architecture) -> Result<ModelConfig> {
 }
 
 fn gemma3(j: &Json) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = j.usize_or("head_dim", 256)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     let window = j.usize_or("sliding_window", 4096)?;
     let sliding: Vec<bool> = match j.get("layer_types").and_then(Value::as_array) {
         Some(types) => types
@@ -480,7 +540,11 @@ fn gemma3(j: &Json) -> Result<ModelConfig> {
             .map(|t| t.as_str() == Some("sliding_attention"))
             .collect(),
         None => {
-            let pattern = j.usize_or("sliding_window_pattern", 6)?;
+            let pattern = if j.get("sliding_window_pattern").is_some() {
+                j.count("sliding_window_pattern")?
+            } else {
+                6
+            };
             (0..n_layers).map(|i| (i + 1) % pattern != 0).collect()
         }
     };

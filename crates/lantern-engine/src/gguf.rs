@@ -36,7 +36,7 @@ impl GgufFile {
             Error::file(path, format!("not a valid GGUF file: {e}"))
         })?;
         let arch = meta_str(&content, "general.architecture").map_err(|e| Error::file(path, e))?;
-        let n_heads = meta_usize(&content, &format!("{arch}.attention.head_count"))
+        let n_heads = meta_count(&content, &format!("{arch}.attention.head_count"))
             .map_err(|e| Error::file(path, e))?;
         let n_kv_heads =
             meta_usize(&content, &format!("{arch}.attention.head_count_kv")).unwrap_or(n_heads);
@@ -61,8 +61,8 @@ impl GgufFile {
             "gemma3" => Architecture::Gemma3,
             other => return Err(Error::file(&self.path, format!("GGUF architecture `{other}` is not supported (supported: llama, qwen2, gemma3)"))),
         };
-        let d_model = meta_usize(c, &format!("{a}.embedding_length")).map_err(err)?;
-        let n_layers = meta_usize(c, &format!("{a}.block_count")).map_err(err)?;
+        let d_model = meta_count(c, &format!("{a}.embedding_length")).map_err(err)?;
+        let n_layers = meta_count(c, &format!("{a}.block_count")).map_err(err)?;
         let d_head =
             meta_usize(c, &format!("{a}.attention.key_length")).unwrap_or(d_model / self.n_heads);
         let vocab_size = match meta_usize(c, &format!("{a}.vocab_size")) {
@@ -278,6 +278,19 @@ fn meta_usize(c: &Content, key: &str) -> Result<usize> {
         .or_else(|_| v.to_i32().map(|x| x as u64))
         .map(|x| x as usize)
         .map_err(|e| Error::invalid(format!("`{key}`: {e}")))
+}
+
+/// A count that divides or sizes something (heads, layers, width): 1 to
+/// [`crate::config::MAX_COUNT`], checked before `d_model / n_heads` or `vec![_; n_layers]`.
+fn meta_count(c: &Content, key: &str) -> Result<usize> {
+    let v = meta_usize(c, key)?;
+    if v == 0 || v > crate::config::MAX_COUNT {
+        return Err(Error::invalid(format!(
+            "`{key}` must be between 1 and {}, got {v}",
+            crate::config::MAX_COUNT
+        )));
+    }
+    Ok(v)
 }
 
 fn meta_f64(c: &Content, key: &str) -> Result<f64> {

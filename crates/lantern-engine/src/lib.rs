@@ -17,6 +17,7 @@
 pub mod alloc;
 pub mod batch;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod generate;

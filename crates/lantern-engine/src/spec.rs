@@ -46,9 +46,13 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
                 })
                 .collect()
         };
+        // Values end up multiplying or replacing f32 activations: NaN, Inf or a number beyond
+        // f32's range would silently poison every later activation.
         let num = || {
-            v.parse::<f64>()
-                .map_err(|_| bad(format!("`{k}={v}`: expected a number")))
+            let x = v
+                .parse::<f64>()
+                .map_err(|_| bad(format!("`{k}={v}`: expected a number")))?;
+            crate::check::finite_f32(k, x).map_err(bad)
         };
         match k {
             "alpha" => alpha = Some(num()?),
@@ -104,7 +108,13 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
                         cfg.d_model
                     )));
                 }
-                Op::Add((Tensor::from_vec(v, cfg.d_model, device)? * alpha.unwrap_or(1.0))?)
+                let alpha = alpha.unwrap_or(1.0);
+                if v.iter().any(|&x| !((x as f64 * alpha) as f32).is_finite()) {
+                    return Err(bad(format!(
+                        "alpha={alpha} times the vector overflows a 32-bit float"
+                    )));
+                }
+                Op::Add((Tensor::from_vec(v, cfg.d_model, device)? * alpha)?)
             }
             None => Op::Add(Tensor::new(need(value, "value or vector")? as f32, device)?),
         },
@@ -124,6 +134,14 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
 
 fn read_vector(path: &Path) -> Result<Vec<f32>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
-    serde_json::from_str::<Vec<f32>>(&text)
-        .map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))
+    let v = serde_json::from_str::<Vec<f32>>(&text)
+        .map_err(|e| Error::file(path, format!("expected a JSON array of numbers: {e}")))?;
+    // JSON has no NaN, but a number beyond f32's range (1e39) parses as infinity.
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(Error::file(
+            path,
+            format!("number {i} of the vector is {} (beyond a 32-bit float's range)", v[i]),
+        ));
+    }
+    Ok(v)
 }

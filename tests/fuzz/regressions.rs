@@ -1,0 +1,1 @@
+//! Every crash the fuzz harnesses found, as a named test with its minimal input.
