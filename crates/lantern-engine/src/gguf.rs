@@ -31,10 +31,28 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::file(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| {
-            let e = crate::error::without_backtrace(e);
-            Error::file(path, format!("not a valid GGUF file: {e}"))
-        })?;
+        // candle 0.11's reader panics on some corrupt headers (`general.alignment = 0` divides by
+        // zero); the panic is turned into the same error as its other refusals.
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Content::read(&mut reader)
+        }));
+        let content = match read {
+            Ok(r) => r.map_err(|e| {
+                let e = crate::error::without_backtrace(e);
+                Error::file(path, format!("not a valid GGUF file: {e}"))
+            })?,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                return Err(Error::file(
+                    path,
+                    format!("not a valid GGUF file: the header is corrupt ({msg}; e.g. `general.alignment` is 0)"),
+                ));
+            }
+        };
         let arch = meta_str(&content, "general.architecture").map_err(|e| Error::file(path, e))?;
         let n_heads = meta_count(&content, &format!("{arch}.attention.head_count"))
             .map_err(|e| Error::file(path, e))?;
@@ -220,6 +238,7 @@ impl TensorSource for GgufFile {
         let (gguf, permute) = self
             .gguf_name(name)
             .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        self.check_element_count(&gguf)?;
         let q = self
             .content
             .tensor(&mut self.reader, &gguf, &Device::Cpu)
@@ -245,6 +264,28 @@ impl TensorSource for GgufFile {
             t = unpermute_rows(&t, heads)?;
         }
         Ok(t)
+    }
+}
+
+impl GgufFile {
+    /// candle multiplies a tensor's declared dims without checking for overflow: dims of 2^60
+    /// wrap to a small size that passes its size check, then its copy panics. GGUF's densest
+    /// types hold about 5 elements per byte (IQ1_S: 256 in 50 bytes), so a tensor declaring more
+    /// than 8 per byte of the file is corrupt.
+    fn check_element_count(&self, gguf: &str) -> Result<()> {
+        let Some(info) = self.content.tensor_infos.get(gguf) else {
+            return Ok(()); // candle reports the missing tensor
+        };
+        let dims = info.shape.dims();
+        let file_len = self.reader.get_ref().metadata().map_err(|e| Error::file(&self.path, e))?.len();
+        let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        match elements {
+            Some(n) if n <= file_len.saturating_mul(8) => Ok(()),
+            _ => Err(Error::file(
+                &self.path,
+                format!("tensor `{gguf}` declares shape {dims:?}, more elements than the file ({file_len} bytes) can hold"),
+            )),
+        }
     }
 }
 
