@@ -206,10 +206,16 @@ fn intervention_numbers_must_be_finite_and_fit_f32() {
     v[3] = "1e39".into();
     let path = dir.join("v.json");
     std::fs::write(&path, format!("[{}]", v.join(","))).unwrap();
-    let e = err(&format!("add blocks.0.hook_resid_post vector={}", path.display()));
+    let e = err(&format!(
+        "add blocks.0.hook_resid_post vector={}",
+        path.display()
+    ));
     assert!(e.contains("number 3 of the vector"), "{e}");
     let ok = vec![10.0f32; d_model];
     std::fs::write(&path, serde_json::to_string(&ok).unwrap()).unwrap();
-    let e = err(&format!("add blocks.0.hook_resid_post vector={} alpha=1e38", path.display()));
+    let e = err(&format!(
+        "add blocks.0.hook_resid_post vector={} alpha=1e38",
+        path.display()
+    ));
     assert!(e.contains("overflows"), "{e}");
 }

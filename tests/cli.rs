@@ -302,22 +302,62 @@ fn numeric_flags_are_checked_before_any_work() {
     let m = model();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["run", &m, "--prompt", "x", "--top-k", "0"], "--top-k"),
-        (vec!["generate", &m, "--prompt", "x", "--temperature", "NaN"], "--temperature"),
-        (vec!["generate", &m, "--prompt", "x", "--temperature", "-1"], "--temperature"),
-        (vec!["generate", &m, "--prompt", "x", "--top-p", "0"], "--top-p"),
-        (vec!["generate", &m, "--prompt", "x", "--top-p", "inf"], "--top-p"),
-        (vec!["generate", &m, "--prompt", "x", "--top-k", "0"], "--top-k"),
+        (
+            vec!["generate", &m, "--prompt", "x", "--temperature", "NaN"],
+            "--temperature",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--temperature", "-1"],
+            "--temperature",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-p", "0"],
+            "--top-p",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-p", "inf"],
+            "--top-p",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-k", "0"],
+            "--top-k",
+        ),
         (vec!["graph", "--series", &csv, "--alpha", "NaN"], "--alpha"),
         (vec!["graph", "--series", &csv, "--alpha", "1"], "--alpha"),
-        (vec!["graph", "--series", &csv, "--tau-max", "0"], "--tau-max"),
-        (vec!["scale", &m, "--config", "x.toml", "--head", "0.1", "--alphas", "1,NaN"], "--alphas"),
-        (vec!["shapley", &m, "--template", "t.txt", "--budget", "0"], "--budget"),
         (
-            vec!["run", &m, "--prompt", "x", "--intervene", "scale blocks.0.hook_resid_post alpha=NaN"],
+            vec!["graph", "--series", &csv, "--tau-max", "0"],
+            "--tau-max",
+        ),
+        (
+            vec![
+                "scale", &m, "--config", "x.toml", "--head", "0.1", "--alphas", "1,NaN",
+            ],
+            "--alphas",
+        ),
+        (
+            vec!["shapley", &m, "--template", "t.txt", "--budget", "0"],
+            "--budget",
+        ),
+        (
+            vec![
+                "run",
+                &m,
+                "--prompt",
+                "x",
+                "--intervene",
+                "scale blocks.0.hook_resid_post alpha=NaN",
+            ],
             "alpha must be finite",
         ),
         (
-            vec!["run", &m, "--prompt", "x", "--intervene", "add blocks.0.hook_resid_post value=1e39"],
+            vec![
+                "run",
+                &m,
+                "--prompt",
+                "x",
+                "--intervene",
+                "add blocks.0.hook_resid_post value=1e39",
+            ],
             "32-bit",
         ),
     ];
@@ -336,5 +376,8 @@ fn numeric_flags_are_checked_before_any_work() {
         "--max-new-tokens",
         "18446744073709551615",
     ]);
-    assert!(!ok && !err.contains("panicked") && err.contains("long"), "{err}");
+    assert!(
+        !ok && !err.contains("panicked") && err.contains("long"),
+        "{err}"
+    );
 }

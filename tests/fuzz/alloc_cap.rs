@@ -5,8 +5,8 @@
 //! which harness was running; `LANTERN_FUZZ_SAVE` keeps the input for the regression test.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::Write;
 use std::cell::Cell;
+use std::io::Write;
 
 /// Largest single allocation a harness may make (the tiny models need well under 10 MB).
 pub const CAP: usize = 256 << 20;

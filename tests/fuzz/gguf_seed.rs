@@ -22,7 +22,10 @@ pub enum Meta {
     Str(String),
     Strs(Vec<String>),
     I32s(Vec<i32>),
-    RawArray { elem: u32, len: u64 },
+    RawArray {
+        elem: u32,
+        len: u64,
+    },
     /// A value type id GGUF does not define.
     BadType(u32),
 }
@@ -194,11 +197,15 @@ pub fn seed() -> Gguf {
         .iter()
         .map(|m| match m {
             serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Array(p) => format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap()),
+            serde_json::Value::Array(p) => {
+                format!("{} {}", p[0].as_str().unwrap(), p[1].as_str().unwrap())
+            }
             other => panic!("unexpected merge {other}"),
         })
         .collect();
-    let types: Vec<i32> = (0..tokens.len()).map(|i| if i == 0 { 3 } else { 1 }).collect();
+    let types: Vec<i32> = (0..tokens.len())
+        .map(|i| if i == 0 { 3 } else { 1 })
+        .collect();
     let s = |x: &str| Meta::Str(x.to_string());
     let meta = vec![
         ("general.architecture".to_string(), s("llama")),
@@ -206,14 +213,32 @@ pub fn seed() -> Gguf {
         ("general.name".into(), s("Tiny Llama fixture")),
         ("general.file_type".into(), Meta::U32(0)),
         ("general.quantization_version".into(), Meta::U32(2)),
-        ("llama.block_count".into(), Meta::U32(n("num_hidden_layers"))),
-        ("llama.context_length".into(), Meta::U32(n("max_position_embeddings"))),
+        (
+            "llama.block_count".into(),
+            Meta::U32(n("num_hidden_layers")),
+        ),
+        (
+            "llama.context_length".into(),
+            Meta::U32(n("max_position_embeddings")),
+        ),
         ("llama.embedding_length".into(), Meta::U32(n("hidden_size"))),
-        ("llama.feed_forward_length".into(), Meta::U32(n("intermediate_size"))),
-        ("llama.attention.head_count".into(), Meta::U32(n("num_attention_heads"))),
-        ("llama.attention.head_count_kv".into(), Meta::U32(n("num_key_value_heads"))),
+        (
+            "llama.feed_forward_length".into(),
+            Meta::U32(n("intermediate_size")),
+        ),
+        (
+            "llama.attention.head_count".into(),
+            Meta::U32(n("num_attention_heads")),
+        ),
+        (
+            "llama.attention.head_count_kv".into(),
+            Meta::U32(n("num_key_value_heads")),
+        ),
         ("llama.rope.freq_base".into(), Meta::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon".into(), Meta::F32(1e-5)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Meta::F32(1e-5),
+        ),
         ("llama.rope.dimension_count".into(), Meta::U32(16)),
         ("llama.vocab_size".into(), Meta::U32(tokens.len() as u32)),
         ("tokenizer.ggml.model".into(), s("gpt2")),
@@ -267,14 +292,30 @@ pub enum GgufMutation {
     DropKey(u16),
     DuplicateKey(u16),
     /// Key `key` of the seed's keys followed by [`EXTRA_KEYS`] gets `value` (added if absent).
-    SetMeta { key: u16, value: Meta },
+    SetMeta {
+        key: u16,
+        value: Meta,
+    },
     DropTensor(u16),
     DuplicateTensor(u16),
-    SetDim { tensor: u16, dim: u8, value: u64 },
+    SetDim {
+        tensor: u16,
+        dim: u8,
+        value: u64,
+    },
     /// Extra dimensions (GGUF allows 4; more must be refused).
-    AddDims { tensor: u16, count: u8 },
-    SetDtype { tensor: u16, dtype: u32 },
-    SetOffset { tensor: u16, value: u64 },
+    AddDims {
+        tensor: u16,
+        count: u8,
+    },
+    SetDtype {
+        tensor: u16,
+        dtype: u32,
+    },
+    SetOffset {
+        tensor: u16,
+        value: u64,
+    },
 }
 
 fn hostile_meta() -> impl Strategy<Value = Meta> {
@@ -301,9 +342,18 @@ fn hostile_meta() -> impl Strategy<Value = Meta> {
         Meta::Strs(vec![]),
         Meta::Strs(vec!["a".into(), "a b".into()]),
         Meta::I32s(vec![-7; 3]),
-        Meta::RawArray { elem: 8, len: 1 << 60 },
-        Meta::RawArray { elem: 9, len: 1 << 20 },
-        Meta::RawArray { elem: 10, len: u64::MAX },
+        Meta::RawArray {
+            elem: 8,
+            len: 1 << 60,
+        },
+        Meta::RawArray {
+            elem: 9,
+            len: 1 << 20,
+        },
+        Meta::RawArray {
+            elem: 10,
+            len: u64::MAX,
+        },
         Meta::RawArray { elem: 99, len: 1 },
         Meta::BadType(13),
         Meta::BadType(u32::MAX),
@@ -321,12 +371,12 @@ pub fn gguf_mutation() -> impl Strategy<Value = GgufMutation> {
         2 => any::<u16>().prop_map(GgufMutation::DropKey),
         1 => any::<u16>().prop_map(GgufMutation::DuplicateKey),
         6 => (any::<u16>(), hostile_meta()).prop_map(|(key, value)| GgufMutation::SetMeta { key, value }),
-        1 => t.clone().prop_map(GgufMutation::DropTensor),
-        1 => t.clone().prop_map(GgufMutation::DuplicateTensor),
-        3 => (t.clone(), 0u8..4, prop_oneof![prop::sample::select(&HUGE_U64[..]), 0u64..600])
+        1 => t.prop_map(GgufMutation::DropTensor),
+        1 => t.prop_map(GgufMutation::DuplicateTensor),
+        3 => (t, 0u8..4, prop_oneof![prop::sample::select(&HUGE_U64[..]), 0u64..600])
             .prop_map(|(tensor, dim, value)| GgufMutation::SetDim { tensor, dim, value }),
-        1 => (t.clone(), 1u8..8).prop_map(|(tensor, count)| GgufMutation::AddDims { tensor, count }),
-        2 => (t.clone(), prop_oneof![0u32..42, Just(u32::MAX)])
+        1 => (t, 1u8..8).prop_map(|(tensor, count)| GgufMutation::AddDims { tensor, count }),
+        2 => (t, prop_oneof![0u32..42, Just(u32::MAX)])
             .prop_map(|(tensor, dtype)| GgufMutation::SetDtype { tensor, dtype }),
         2 => (t, prop::sample::select(&HUGE_U64[..]))
             .prop_map(|(tensor, value)| GgufMutation::SetOffset { tensor, value }),
@@ -368,7 +418,7 @@ pub fn apply(g: &mut Gguf, m: &GgufMutation) {
         }
         GgufMutation::AddDims { tensor, count } if nt > 0 => {
             let t = &mut g.tensors[*tensor as usize % nt];
-            t.dims.extend(std::iter::repeat(1).take(*count as usize));
+            t.dims.resize(t.dims.len() + *count as usize, 1);
         }
         GgufMutation::SetDtype { tensor, dtype } if nt > 0 => {
             g.tensors[*tensor as usize % nt].dtype = *dtype;

@@ -43,21 +43,52 @@ pub const BAD_NUMBERS: [&str; 18] = [
 #[derive(Debug, Clone)]
 pub enum Mutation {
     /// Keep the first `len * keep / 65536` bytes.
-    Truncate { keep: u16 },
-    FlipBit { at: u32, bit: u8 },
-    SetByte { at: u32, byte: u8 },
+    Truncate {
+        keep: u16,
+    },
+    FlipBit {
+        at: u32,
+        bit: u8,
+    },
+    SetByte {
+        at: u32,
+        byte: u8,
+    },
     /// Overwrite 8 bytes with a little-endian huge length or count.
-    WriteU64 { at: u32, value: u64 },
-    WriteU32 { at: u32, value: u32 },
-    Delete { at: u32, len: u16 },
+    WriteU64 {
+        at: u32,
+        value: u64,
+    },
+    WriteU32 {
+        at: u32,
+        value: u32,
+    },
+    Delete {
+        at: u32,
+        len: u16,
+    },
     /// Copy `len` bytes from `at` to `to`.
-    Duplicate { at: u32, len: u16, to: u32 },
-    Insert { at: u32, bytes: Vec<u8> },
+    Duplicate {
+        at: u32,
+        len: u16,
+        to: u32,
+    },
+    Insert {
+        at: u32,
+        bytes: Vec<u8>,
+    },
     /// Replace the `nth` number of the text with one of [`BAD_NUMBERS`].
-    BadNumber { nth: u16, with: usize },
+    BadNumber {
+        nth: u16,
+        with: usize,
+    },
     /// Duplicate or delete the `nth` line (duplicated and missing keys in JSON, TOML, CSV).
-    DuplicateLine { nth: u16 },
-    DeleteLine { nth: u16 },
+    DuplicateLine {
+        nth: u16,
+    },
+    DeleteLine {
+        nth: u16,
+    },
 }
 
 pub fn mutation() -> impl Strategy<Value = Mutation> {
@@ -151,7 +182,7 @@ pub fn apply(b: &mut Vec<u8>, m: &Mutation) {
     }
 }
 
-fn overwrite(b: &mut Vec<u8>, at: usize, bytes: &[u8]) {
+fn overwrite(b: &mut [u8], at: usize, bytes: &[u8]) {
     let end = (at + bytes.len()).min(b.len());
     b[at..end].copy_from_slice(&bytes[..end - at]);
 }
@@ -162,13 +193,15 @@ fn number_spans(b: &[u8]) -> Vec<(usize, usize)> {
     let mut spans = Vec::new();
     let mut i = 0;
     while i < b.len() {
-        let starts = b[i].is_ascii_digit()
-            || (b[i] == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
+        let starts =
+            b[i].is_ascii_digit() || (b[i] == b'-' && b.get(i + 1).is_some_and(u8::is_ascii_digit));
         let inside_word = i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_');
         if starts && !inside_word {
             let s = i;
             i += 1;
-            while i < b.len() && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b'e' | b'E' | b'+' | b'-')) {
+            while i < b.len()
+                && (b[i].is_ascii_digit() || matches!(b[i], b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
                 i += 1;
             }
             spans.push((s, i));

@@ -41,14 +41,20 @@ fn gguf_err(key: &str, value: Meta) -> String {
 #[test]
 fn config_with_zero_attention_heads() {
     let e = config_err(&llama_config_with("num_attention_heads", 0.into()));
-    assert!(e.contains("num_attention_heads") && e.contains("got 0"), "{e}");
+    assert!(
+        e.contains("num_attention_heads") && e.contains("got 0"),
+        "{e}"
+    );
 }
 
 /// Found by `config_json`: a head_dim of 2469797323747810860 sized the rotary table
 /// ("capacity overflow").
 #[test]
 fn config_with_huge_head_dim() {
-    let e = config_err(&llama_config_with("head_dim", 2469797323747810860u64.into()));
+    let e = config_err(&llama_config_with(
+        "head_dim",
+        2469797323747810860u64.into(),
+    ));
     assert!(e.contains("d_head must be at most"), "{e}");
 }
 
@@ -57,13 +63,20 @@ fn config_with_huge_head_dim() {
 #[test]
 fn gguf_with_huge_embedding_length() {
     let e = gguf_err("llama.embedding_length", Meta::U32(3998247291));
-    assert!(e.contains("llama.embedding_length") && e.contains("3998247291"), "{e}");
+    assert!(
+        e.contains("llama.embedding_length") && e.contains("3998247291"),
+        "{e}"
+    );
 }
 
 /// Same class as above, on the other counts the GGUF config divides by or sizes a table with.
 #[test]
 fn gguf_with_zero_or_huge_counts() {
-    for key in ["llama.attention.head_count", "llama.block_count", "llama.embedding_length"] {
+    for key in [
+        "llama.attention.head_count",
+        "llama.block_count",
+        "llama.embedding_length",
+    ] {
         let e = gguf_err(key, Meta::U32(0));
         assert!(e.contains(key) && e.contains("got 0"), "{e}");
         let e = gguf_err(key, Meta::U64(1 << 60));
@@ -80,8 +93,14 @@ fn gguf_tensor_with_huge_dim() {
     let dir = scratch("regression-huge-dim");
     let path = dir.join("m.gguf");
     std::fs::write(&path, g.to_bytes()).unwrap();
-    let e = load_path(&path, &quiet()).map(|_| ()).unwrap_err().to_string();
-    assert!(e.contains(&g.tensors[0].name) && e.contains("more elements than the file"), "{e}");
+    let e = load_path(&path, &quiet())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&g.tensors[0].name) && e.contains("more elements than the file"),
+        "{e}"
+    );
 }
 
 /// Found by `tokenizer_json`: a JSON syntax error inside `decoder` made tokenizers panic
@@ -96,8 +115,14 @@ fn tokenizer_with_broken_decoder_json() {
     let dir = scratch("regression-decoder");
     let path = dir.join("tokenizer.json");
     std::fs::write(&path, broken).unwrap();
-    let e = lantern_engine::Tokenizer::from_file(&path).map(|_| ()).unwrap_err().to_string();
-    assert!(e.contains("not valid JSON") && e.contains("tokenizer.json"), "{e}");
+    let e = lantern_engine::Tokenizer::from_file(&path)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not valid JSON") && e.contains("tokenizer.json"),
+        "{e}"
+    );
 }
 
 /// Found by `gguf`: `general.alignment = 0` made candle's reader divide by zero.
@@ -108,8 +133,14 @@ fn gguf_with_zero_alignment() {
     let dir = scratch("regression-alignment");
     let path = dir.join("m.gguf");
     std::fs::write(&path, g.to_bytes()).unwrap();
-    let e = load_path(&path, &quiet()).map(|_| ()).unwrap_err().to_string();
-    assert!(e.contains("not a valid GGUF file") && e.contains("m.gguf"), "{e}");
+    let e = load_path(&path, &quiet())
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not a valid GGUF file") && e.contains("m.gguf"),
+        "{e}"
+    );
 }
 
 /// Found by `tokenizer_json`: a `continuing_subword_prefix` longer than a merge's second token
@@ -122,6 +153,9 @@ fn tokenizer_with_a_prefix_longer_than_a_merge() {
     let dir = scratch("regression-prefix");
     let path = dir.join("tokenizer.json");
     std::fs::write(&path, v.to_string()).unwrap();
-    let e = lantern_engine::Tokenizer::from_file(&path).map(|_| ()).unwrap_err().to_string();
+    let e = lantern_engine::Tokenizer::from_file(&path)
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("continuing_subword_prefix"), "{e}");
 }

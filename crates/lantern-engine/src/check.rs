@@ -20,7 +20,9 @@ pub fn finite_f32(name: &str, v: f64) -> Result<f64, String> {
     if (v as f32).is_finite() {
         Ok(v)
     } else {
-        Err(format!("{name} must fit a 32-bit float (|x| < 3.4e38), got {v}"))
+        Err(format!(
+            "{name} must fit a 32-bit float (|x| < 3.4e38), got {v}"
+        ))
     }
 }
 
@@ -78,16 +80,28 @@ mod tests {
 
     #[test]
     fn messages_name_the_field_and_value() {
-        assert_eq!(finite("--alpha", f64::NAN).unwrap_err(), "--alpha must be finite, got NaN");
-        assert_eq!(finite("x", f64::INFINITY).unwrap_err(), "x must be finite, got inf");
+        assert_eq!(
+            finite("--alpha", f64::NAN).unwrap_err(),
+            "--alpha must be finite, got NaN"
+        );
+        assert_eq!(
+            finite("x", f64::INFINITY).unwrap_err(),
+            "x must be finite, got inf"
+        );
         assert!(finite_f32("value", 1e39).unwrap_err().contains("32-bit"));
         assert_eq!(positive("s", 0.0).unwrap_err(), "s must be > 0, got 0");
-        assert_eq!(non_negative("t", -1.0).unwrap_err(), "t must be >= 0, got -1");
+        assert_eq!(
+            non_negative("t", -1.0).unwrap_err(),
+            "t must be >= 0, got -1"
+        );
         assert!(unit_interval("a", 1.0, true).is_err());
         assert_eq!(unit_interval("p", 1.0, false), Ok(1.0));
         assert!(unit_interval("p", 0.0, false).is_err());
         assert!(fraction("f", 1.5).is_err());
-        assert_eq!(at_least("n", 0, 1).unwrap_err(), "n must be at least 1, got 0");
+        assert_eq!(
+            at_least("n", 0, 1).unwrap_err(),
+            "n must be at least 1, got 0"
+        );
         assert_eq!(at_least("n", 3, 1), Ok(3));
     }
 }

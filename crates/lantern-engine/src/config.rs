@@ -248,7 +248,10 @@ impl ModelConfig {
                     positive("rope scaling factor", factor)?;
                     positive("rope scaling low_freq_factor", low_freq_factor)?;
                     positive("rope scaling high_freq_factor", high_freq_factor)?;
-                    positive("rope scaling original_max_position_embeddings", original_max_position)?;
+                    positive(
+                        "rope scaling original_max_position_embeddings",
+                        original_max_position,
+                    )?;
                     // The smoothing divides by their difference.
                     if high_freq_factor <= low_freq_factor {
                         return Err(format!(

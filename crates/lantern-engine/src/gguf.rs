@@ -33,9 +33,8 @@ impl GgufFile {
         let mut reader = BufReader::new(file);
         // candle 0.11's reader panics on some corrupt headers (`general.alignment = 0` divides by
         // zero); the panic is turned into the same error as its other refusals.
-        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Content::read(&mut reader)
-        }));
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
         let content = match read {
             Ok(r) => r.map_err(|e| {
                 let e = crate::error::without_backtrace(e);
@@ -277,7 +276,12 @@ impl GgufFile {
             return Ok(()); // candle reports the missing tensor
         };
         let dims = info.shape.dims();
-        let file_len = self.reader.get_ref().metadata().map_err(|e| Error::file(&self.path, e))?.len();
+        let file_len = self
+            .reader
+            .get_ref()
+            .metadata()
+            .map_err(|e| Error::file(&self.path, e))?
+            .len();
         let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
         match elements {
             Some(n) if n <= file_len.saturating_mul(8) => Ok(()),

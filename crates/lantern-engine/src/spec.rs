@@ -140,7 +140,10 @@ fn read_vector(path: &Path) -> Result<Vec<f32>> {
     if let Some(i) = v.iter().position(|x| !x.is_finite()) {
         return Err(Error::file(
             path,
-            format!("number {i} of the vector is {} (beyond a 32-bit float's range)", v[i]),
+            format!(
+                "number {i} of the vector is {} (beyond a 32-bit float's range)",
+                v[i]
+            ),
         ));
     }
     Ok(v)

@@ -47,9 +47,7 @@ impl ExperimentFile {
     /// Every number of the file is finite and in range, checked before any model is loaded;
     /// the message names the table and field (`[p3] top_p must be in (0, 1], got 0`).
     pub fn check_numbers(&self) -> std::result::Result<(), String> {
-        use lantern_engine::check::{
-            at_least, finite, fraction, positive, unit_interval,
-        };
+        use lantern_engine::check::{at_least, finite, fraction, positive, unit_interval};
         if let Some(c) = &self.p1 {
             at_least("[p1] n_prompts", c.n_prompts, 1)?;
             at_least("[p1] max_new_tokens", c.max_new_tokens, 1)?;
@@ -152,13 +150,28 @@ mod tests {
         let bad = [
             ("top_p = 0.0", "[p3] top_p must be in (0, 1], got 0"),
             ("top_p = nan", "[p3] top_p must be finite, got NaN"),
-            ("temperature = -0.5", "[p3] temperature must be > 0, got -0.5"),
-            ("temperature = inf", "[p3] temperature must be finite, got inf"),
-            ("steer_strength = nan", "[p3] steer_strength must be finite, got NaN"),
+            (
+                "temperature = -0.5",
+                "[p3] temperature must be > 0, got -0.5",
+            ),
+            (
+                "temperature = inf",
+                "[p3] temperature must be finite, got inf",
+            ),
+            (
+                "steer_strength = nan",
+                "[p3] steer_strength must be finite, got NaN",
+            ),
             ("sessions = 0", "[p3] sessions must be at least 1, got 0"),
             ("alpha = 1.0", "[p3] alpha must be in (0, 1), got 1"),
-            ("accuracy_threshold = 1.5", "[p3] accuracy_threshold must be in [0, 1], got 1.5"),
-            ("steps = 5\nsteer_steps = [5]", "[p3] steer_steps[0] must be below steps (5), got 5"),
+            (
+                "accuracy_threshold = 1.5",
+                "[p3] accuracy_threshold must be in [0, 1], got 1.5",
+            ),
+            (
+                "steps = 5\nsteer_steps = [5]",
+                "[p3] steer_steps[0] must be below steps (5), got 5",
+            ),
             ("tau_max = 0", "[p3] tau_max must be at least 1, got 0"),
         ];
         for (line, msg) in bad {
@@ -170,13 +183,17 @@ mod tests {
             check(&format!("{p1}alphas = [1.0, nan]\n")).unwrap_err(),
             "[p1] alphas[1] must be finite, got NaN"
         );
-        assert!(check(&format!("{p1}batch_size = 0\n")).unwrap_err().contains("batch_size"));
+        assert!(check(&format!("{p1}batch_size = 0\n"))
+            .unwrap_err()
+            .contains("batch_size"));
         let p2 = "[p2]\ntemplates = [\"t.txt\"]\n";
         assert_eq!(check(p2), Ok(()));
         assert_eq!(
             check(&format!("{p2}budgets = [64, 0]\n")).unwrap_err(),
             "[p2] budgets[1] must be at least 1, got 0"
         );
-        assert!(check(&format!("{p2}chosen = 2\n")).unwrap_err().contains("chosen"));
+        assert!(check(&format!("{p2}chosen = 2\n"))
+            .unwrap_err()
+            .contains("chosen"));
     }
 }
