@@ -34,7 +34,7 @@ while (( $(date +%s) - start < total )); do
         (( $(date +%s) - start < total )) || break
         t0=$(date +%s.%N)
         if ! LANTERN_FUZZ_CASES=$cases LANTERN_FUZZ_SEED=$seed \
-            LANTERN_FUZZ_SAVE=target/fuzz-inputs/last \
+            LANTERN_FUZZ_SAVE="$PWD/target/fuzz-inputs/last" \
             cargo test -q -p lantern-experiments --test fuzz -- --exact "$t" >target/fuzz-inputs/log 2>&1; then
             cat target/fuzz-inputs/log
             echo "FAILED: $t (seed $seed); rerun with LANTERN_FUZZ_SEED=$seed LANTERN_FUZZ_CASES=$cases"
