@@ -287,3 +287,35 @@ fn a_corrupt_weight_is_reported_at_the_first_non_finite_hook_point() {
     );
     finite::check_forward(&lm.model, &batch, &Hooks::new()).unwrap();
 }
+
+#[test]
+fn intervention_numbers_must_be_finite_and_fit_f32() {
+    let lm = load_fixture("gpt2");
+    let err = |spec: &str| err_of(lantern_steering::parse_intervention(spec, &lm.model));
+    let e = err("scale blocks.0.hook_resid_post alpha=NaN");
+    assert!(e.contains("alpha must be finite, got NaN"), "{e}");
+    let e = err("scale blocks.0.attn.hook_v head=1 alpha=inf");
+    assert!(e.contains("alpha must be finite, got inf"), "{e}");
+    let e = err("add blocks.0.hook_resid_post value=1e39");
+    assert!(e.contains("value must fit a 32-bit float"), "{e}");
+    let e = err("replace blocks.0.hook_resid_post value=-inf");
+    assert!(e.contains("value must be finite"), "{e}");
+    let dir = scratch("vector");
+    let d_model = lm.model.config().d_model;
+    let mut v = vec!["0.5".to_string(); d_model];
+    v[3] = "1e39".into();
+    let path = dir.join("v.json");
+    std::fs::write(&path, format!("[{}]", v.join(","))).unwrap();
+    let e = err(&format!(
+        "add blocks.0.hook_resid_post vector={}",
+        path.display()
+    ));
+    assert!(e.contains("number 3 of the vector"), "{e}");
+    let ok = vec![10.0f32; d_model];
+    std::fs::write(&path, serde_json::to_string(&ok).unwrap()).unwrap();
+    let e = err(&format!(
+        "add blocks.0.hook_resid_post vector={} alpha=1e38",
+        path.display()
+    ));
+    assert!(e.contains("overflows"), "{e}");
+}

@@ -641,3 +641,94 @@ fn a_run_killed_mid_write_leaves_the_old_file_or_the_complete_new_one() {
         "no kill landed before the rename: the test did not probe the write"
     );
 }
+
+/// Every numeric flag is checked before any work: NaN, infinities, zero counts and
+/// out-of-range probabilities are refused with a message naming the flag.
+#[test]
+fn numeric_flags_are_checked_before_any_work() {
+    let series = scratch("flags-series");
+    let csv = series.join("s.csv");
+    std::fs::write(&csv, "a,b\n1,2\n2,1\n3,4\n").unwrap();
+    let csv = csv.to_str().unwrap().to_string();
+    let m = model();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", &m, "--prompt", "x", "--top-k", "0"], "--top-k"),
+        (
+            vec!["generate", &m, "--prompt", "x", "--temperature", "NaN"],
+            "--temperature",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--temperature", "-1"],
+            "--temperature",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-p", "0"],
+            "--top-p",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-p", "inf"],
+            "--top-p",
+        ),
+        (
+            vec!["generate", &m, "--prompt", "x", "--top-k", "0"],
+            "--top-k",
+        ),
+        (vec!["graph", "--series", &csv, "--alpha", "NaN"], "--alpha"),
+        (vec!["graph", "--series", &csv, "--alpha", "1"], "--alpha"),
+        (
+            vec!["graph", "--series", &csv, "--tau-max", "0"],
+            "--tau-max",
+        ),
+        (
+            vec![
+                "scale", &m, "--config", "x.toml", "--head", "0.1", "--alphas", "1,NaN",
+            ],
+            "--alphas",
+        ),
+        (
+            vec!["shapley", &m, "--template", "t.txt", "--budget", "0"],
+            "--budget",
+        ),
+        (
+            vec![
+                "run",
+                &m,
+                "--prompt",
+                "x",
+                "--intervene",
+                "scale blocks.0.hook_resid_post alpha=NaN",
+            ],
+            "alpha must be finite",
+        ),
+        (
+            vec![
+                "run",
+                &m,
+                "--prompt",
+                "x",
+                "--intervene",
+                "add blocks.0.hook_resid_post value=1e39",
+            ],
+            "32-bit",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = lantern(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    // A huge token budget is "too long", not an overflow.
+    let (ok, _, err) = lantern(&[
+        "generate",
+        &m,
+        "--prompt",
+        "x",
+        "--max-new-tokens",
+        "18446744073709551615",
+    ]);
+    assert!(
+        !ok && !err.contains("panicked") && err.contains("long"),
+        "{err}"
+    );
+}

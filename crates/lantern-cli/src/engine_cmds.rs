@@ -98,7 +98,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub prompt: String,
     /// How many tokens to list.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top_k: usize,
     /// Interventions active during the run, e.g. 'zero blocks.3.attn.hook_z head=1'.
     #[arg(long = "intervene", value_name = "SPEC")]
@@ -173,7 +173,7 @@ pub struct LensArgs {
     /// Tokens whose rank and probability are tracked at every layer, e.g. " Paris".
     #[arg(long = "track")]
     pub track: Vec<String>,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top_k: usize,
     #[arg(long)]
     pub json: bool,
@@ -223,11 +223,11 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 32)]
     pub max_new_tokens: usize,
     /// Sample at this temperature (default: greedy).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::util::positive)]
     pub temperature: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub top_k: Option<usize>,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::util::probability)]
     pub top_p: Option<f64>,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,

@@ -201,7 +201,7 @@ pub struct ScaleArgs {
     #[arg(long = "head", required = true)]
     pub heads: Vec<String>,
     /// Override the file's alphas, comma-separated.
-    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = crate::util::finite)]
     pub alphas: Option<Vec<f64>>,
     /// Scale b_V too (default: keep it, as the paper's code).
     #[arg(long)]

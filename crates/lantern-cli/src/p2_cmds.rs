@@ -38,7 +38,7 @@ pub struct ShapleyArgs {
     #[arg(long, default_value = "exact")]
     pub method: String,
     /// Distinct coalition evaluations for permutation/kernel.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub budget: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -64,6 +64,12 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     let template = Template::from_file(&a.template)?;
     let method: Method = a.method.parse()?;
     let absent: Absent = a.absent.parse()?;
+    anyhow::ensure!(
+        a.value != "option_prob" || a.options.len() < 2 || a.chosen < a.options.len(),
+        "--chosen must be below the number of --option values ({}), got {}",
+        a.options.len(),
+        a.chosen
+    );
     let value = ValueKind::from_name(&a.value, a.target.clone(), a.options.clone(), a.chosen)?;
     let opts = RunOptions {
         budget: a.budget,

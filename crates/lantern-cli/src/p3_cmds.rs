@@ -88,8 +88,14 @@ pub struct SessionsArgs {
 }
 
 pub fn sessions(a: SessionsArgs) -> Result<()> {
-    let lm = a.model.load()?;
     let (file, cfg) = p3_config(&a.config)?;
+    if let Some(bad) = a.steer_steps.iter().flatten().find(|&&s| s >= cfg.steps) {
+        anyhow::bail!(
+            "--steer-steps must be below the session length ({} steps), got {bad}",
+            cfg.steps
+        );
+    }
+    let lm = a.model.load()?;
     let states = StateSet::load(&a.states)?;
     let questions = p3::read_questions(&file.base_dir().join(&cfg.questions))?;
     let steer_state = a.steer.or(cfg.steer_state.clone());
@@ -126,9 +132,9 @@ pub struct GraphArgs {
     /// Columns to ignore (e.g. step), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "step")]
     pub ignore: Vec<String>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub tau_max: usize,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, value_parser = crate::util::significance)]
     pub alpha: f64,
     #[arg(long, default_value_t = 100)]
     pub bootstrap: usize,

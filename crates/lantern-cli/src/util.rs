@@ -74,3 +74,30 @@ pub fn check_finite(lm: &LoadedModel, prompt: &str, hooks: &Hooks) -> Result<()>
         &lm.model, &batch, hooks,
     )?)
 }
+
+/// clap value parsers for numeric flags: a NaN, an infinity or an out-of-range number is refused
+/// before any work starts, and clap's message names the flag
+/// (`invalid value 'NaN' for '--alpha <ALPHA>': value must be finite, got NaN`).
+fn number(s: &str) -> std::result::Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .map_err(|_| format!("`{s}` is not a number"))
+}
+
+pub fn finite(s: &str) -> std::result::Result<f64, String> {
+    lantern_engine::check::finite("value", number(s)?)
+}
+
+pub fn positive(s: &str) -> std::result::Result<f64, String> {
+    lantern_engine::check::positive("value", number(s)?)
+}
+
+/// In (0, 1] (`--top-p`).
+pub fn probability(s: &str) -> std::result::Result<f64, String> {
+    lantern_engine::check::unit_interval("value", number(s)?, false)
+}
+
+/// In (0, 1) (significance levels).
+pub fn significance(s: &str) -> std::result::Result<f64, String> {
+    lantern_engine::check::unit_interval("value", number(s)?, true)
+}

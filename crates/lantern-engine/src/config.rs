@@ -177,6 +177,11 @@ pub struct ModelConfig {
     pub eos_token_id: Option<u32>,
 }
 
+/// Largest layer, head or width count a config may declare. Real models stay far below it (the
+/// widest vocabularies are ~260k); a file declaring more is corrupt, and the count must not size
+/// an allocation (`vec![None; n_layers]`) or overflow `4 * d_model` first.
+pub const MAX_COUNT: usize = 1 << 24;
+
 impl ModelConfig {
     /// Total number of query heads over all layers.
     pub fn total_heads(&self) -> usize {
@@ -197,6 +202,11 @@ impl ModelConfig {
         for (name, v) in positive {
             if v == 0 {
                 return Err(Error::config(format!("{name} must be positive")));
+            }
+            if v > MAX_COUNT {
+                return Err(Error::config(format!(
+                    "{name} must be at most {MAX_COUNT}, got {v}"
+                )));
             }
         }
         if !self.n_heads.is_multiple_of(self.n_kv_heads) {
@@ -220,6 +230,49 @@ impl ModelConfig {
             return Err(Error::config(
                 "one sliding-window entry per layer is required",
             ));
+        }
+        self.validate_numbers().map_err(Error::config)
+    }
+
+    /// The floating-point hyperparameters: a NaN or negative epsilon, a rope base of 0 or a
+    /// scaling factor of 0 would turn every activation into NaN without an error.
+    fn validate_numbers(&self) -> std::result::Result<(), String> {
+        use crate::check::{finite, non_negative, positive};
+        non_negative("norm_eps", self.norm_eps)?;
+        positive("attention scale", self.attn_scale)?;
+        for rope in self.rope.iter().chain(&self.rope_local) {
+            positive("rope theta", rope.theta)?;
+            match rope.scaling {
+                Some(RopeScaling::Linear { factor }) => {
+                    positive("rope scaling factor", factor)?;
+                }
+                Some(RopeScaling::Llama3 {
+                    factor,
+                    low_freq_factor,
+                    high_freq_factor,
+                    original_max_position,
+                }) => {
+                    positive("rope scaling factor", factor)?;
+                    positive("rope scaling low_freq_factor", low_freq_factor)?;
+                    positive("rope scaling high_freq_factor", high_freq_factor)?;
+                    positive(
+                        "rope scaling original_max_position_embeddings",
+                        original_max_position,
+                    )?;
+                    // The smoothing divides by their difference.
+                    if high_freq_factor <= low_freq_factor {
+                        return Err(format!(
+                            "rope scaling high_freq_factor ({high_freq_factor}) must be above low_freq_factor ({low_freq_factor})"
+                        ));
+                    }
+                }
+                None => {}
+            }
+            let inv = rope.inv_freq();
+            if let Some(f) = inv.iter().find(|f| !(f.is_finite() && **f > 0.0)) {
+                finite("rope inverse frequency", *f)?;
+                return Err(format!("rope inverse frequency must be > 0, got {f}"));
+            }
         }
         Ok(())
     }

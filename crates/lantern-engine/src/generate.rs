@@ -127,7 +127,8 @@ impl Model {
                 return Err(Error::invalid("top_p must be in (0, 1]"));
             }
         }
-        let longest = batch.seq_len() + cfg.max_new_tokens;
+        // Saturating: a user's `--max-new-tokens 18446744073709551615` is "too long", not an overflow.
+        let longest = batch.seq_len().saturating_add(cfg.max_new_tokens);
         let shortest_pad = batch.pad_left.iter().copied().min().unwrap_or(0);
         if longest - shortest_pad > self.config().max_positions {
             return Err(Error::PromptTooLong {

@@ -33,12 +33,29 @@ impl GgufFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::file(path, e))?;
         let mut reader = BufReader::new(file);
-        let content = Content::read(&mut reader).map_err(|e| {
-            let e = crate::error::without_backtrace(e);
-            Error::file(path, format!("not a valid GGUF file: {e}"))
-        })?;
+        // candle 0.11's reader panics on some corrupt headers (`general.alignment = 0` divides by
+        // zero); the panic is turned into the same error as its other refusals.
+        let read =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Content::read(&mut reader)));
+        let content = match read {
+            Ok(r) => r.map_err(|e| {
+                let e = crate::error::without_backtrace(e);
+                Error::file(path, format!("not a valid GGUF file: {e}"))
+            })?,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                return Err(Error::file(
+                    path,
+                    format!("not a valid GGUF file: the header is corrupt ({msg}; e.g. `general.alignment` is 0)"),
+                ));
+            }
+        };
         let arch = meta_str(&content, "general.architecture").map_err(|e| Error::file(path, e))?;
-        meta_usize(&content, &format!("{arch}.attention.head_count"))
+        meta_count(&content, &format!("{arch}.attention.head_count"))
             .map_err(|e| Error::file(path, e))?;
         Ok(GgufFile {
             path: path.to_path_buf(),
@@ -98,6 +115,10 @@ impl GgufMeta<'_> {
     pub fn usize(&self, key: &str) -> Result<usize> {
         meta_usize(self.content, &self.key(key))
     }
+    /// A count that divides or sizes something (heads, layers, width), checked before it does.
+    pub fn count(&self, key: &str) -> Result<usize> {
+        meta_count(self.content, &self.key(key))
+    }
     pub fn opt_usize(&self, key: &str) -> Option<usize> {
         meta_usize(self.content, &self.key(key)).ok()
     }
@@ -142,6 +163,7 @@ impl TensorSource for GgufFile {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        self.check_element_count(&gguf)?;
         let q = self
             .content
             .tensor(&mut self.reader, &gguf, &Device::Cpu)
@@ -161,6 +183,33 @@ impl TensorSource for GgufFile {
             FromGguf::MinusOne => (t - 1.0)?,
             FromGguf::UnpermuteRows { heads } => unpermute_rows(&t, heads)?,
         })
+    }
+}
+
+impl GgufFile {
+    /// candle multiplies a tensor's declared dims without checking for overflow: dims of 2^60
+    /// wrap to a small size that passes its size check, then its copy panics. GGUF's densest
+    /// types hold about 5 elements per byte (IQ1_S: 256 in 50 bytes), so a tensor declaring more
+    /// than 8 per byte of the file is corrupt.
+    fn check_element_count(&self, gguf: &str) -> Result<()> {
+        let Some(info) = self.content.tensor_infos.get(gguf) else {
+            return Ok(()); // candle reports the missing tensor
+        };
+        let dims = info.shape.dims();
+        let file_len = self
+            .reader
+            .get_ref()
+            .metadata()
+            .map_err(|e| Error::file(&self.path, e))?
+            .len();
+        let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        match elements {
+            Some(n) if n <= file_len.saturating_mul(8) => Ok(()),
+            _ => Err(Error::file(
+                &self.path,
+                format!("tensor `{gguf}` declares shape {dims:?}, more elements than the file ({file_len} bytes) can hold"),
+            )),
+        }
     }
 }
 
@@ -194,6 +243,19 @@ pub(crate) fn meta_usize(c: &Content, key: &str) -> Result<usize> {
         .or_else(|_| v.to_i32().map(|x| x as u64))
         .map(|x| x as usize)
         .map_err(|e| Error::invalid(format!("`{key}`: {e}")))
+}
+
+/// A count that divides or sizes something (heads, layers, width): 1 to
+/// [`crate::config::MAX_COUNT`], checked before `d_model / n_heads` or `vec![_; n_layers]`.
+fn meta_count(c: &Content, key: &str) -> Result<usize> {
+    let v = meta_usize(c, key)?;
+    if v == 0 || v > crate::config::MAX_COUNT {
+        return Err(Error::invalid(format!(
+            "`{key}` must be between 1 and {}, got {v}",
+            crate::config::MAX_COUNT
+        )));
+    }
+    Ok(v)
 }
 
 pub(crate) fn meta_f64(c: &Content, key: &str) -> Result<f64> {

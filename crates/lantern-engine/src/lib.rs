@@ -18,6 +18,7 @@ pub mod alloc;
 mod arch;
 pub mod batch;
 pub mod cache;
+pub mod check;
 pub mod config;
 pub mod error;
 pub mod finite;

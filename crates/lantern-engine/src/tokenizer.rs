@@ -34,7 +34,15 @@ pub struct Tokenizer {
 impl Tokenizer {
     /// From a `tokenizer.json` ([`Tokenizer::encode`] adds no BOS; see [`Tokenizer::with_bos`]).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
+        let text = std::fs::read_to_string(path).map_err(|e| Error::file(path, e))?;
+        // tokenizers 0.23 panics (`expect("Helper")`) on a JSON syntax error inside the
+        // `decoder` section: the text is checked to be JSON first.
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::file(path, format!("invalid tokenizer: not valid JSON: {e}")))?;
+        check_bpe_merges(&json)
+            .map_err(|e| Error::file(path, format!("invalid tokenizer: {e}")))?;
+        let inner: tokenizers::Tokenizer = text
+            .parse()
             .map_err(|e| Error::file(path, format!("invalid tokenizer: {e}")))?;
         Ok(Tokenizer { inner, bos: None })
     }
@@ -106,6 +114,30 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+}
+
+/// tokenizers 0.23 slices `b[prefix_len..]` of every merge `a b` of a BPE model with a
+/// `continuing_subword_prefix`, and panics when `b` is shorter than the prefix.
+fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String> {
+    let model = &json["model"];
+    let Some(prefix) = model["continuing_subword_prefix"].as_str() else {
+        return Ok(());
+    };
+    for m in model["merges"].as_array().into_iter().flatten() {
+        let second = match m {
+            serde_json::Value::String(s) => s.split_once(' ').map(|(_, b)| b),
+            serde_json::Value::Array(p) => p.get(1).and_then(|b| b.as_str()),
+            _ => None,
+        };
+        if let Some(b) = second {
+            if b.len() < prefix.len() {
+                return Err(format!(
+                    "merge {m}: its second token is shorter than the continuing_subword_prefix {prefix:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds the tokenizer a GGUF file describes (`tokenizer.ggml.*`), the same one transformers

@@ -42,6 +42,8 @@ impl ExperimentFile {
             bail!("{}: no step table; add [p1], [p2] or [p3]", path.display());
         }
         file.path = path.to_path_buf();
+        file.check_numbers()
+            .map_err(|m| anyhow::anyhow!("experiment file {}: {m}", path.display()))?;
         Ok(file)
     }
     /// The `[p1]` table, or an error naming the file that lacks it.
@@ -55,6 +57,61 @@ impl ExperimentFile {
         self.p3
             .clone()
             .with_context(|| format!("{} has no [p3] table", self.path.display()))
+    }
+
+    /// Every number of the file is finite and in range, checked before any model is loaded;
+    /// the message names the table and field (`[p3] top_p must be in (0, 1], got 0`).
+    pub fn check_numbers(&self) -> std::result::Result<(), String> {
+        use lantern_engine::check::{at_least, finite, fraction, positive, unit_interval};
+        if let Some(c) = &self.p1 {
+            at_least("[p1] n_prompts", c.n_prompts, 1)?;
+            at_least("[p1] max_new_tokens", c.max_new_tokens, 1)?;
+            at_least("[p1] patch_pairs", c.patch_pairs, 1)?;
+            at_least("[p1] batch_size", c.batch_size, 1)?;
+            at_least("[p1] top_heads", c.top_heads, 1)?;
+            at_least("[p1] alphas (count)", c.alphas.len(), 1)?;
+            for (i, &a) in c.alphas.iter().enumerate() {
+                finite(&format!("[p1] alphas[{i}]"), a)?;
+            }
+        }
+        if let Some(c) = &self.p2 {
+            at_least("[p2] budgets (count)", c.budgets.len(), 1)?;
+            for (i, &b) in c.budgets.iter().enumerate() {
+                at_least(&format!("[p2] budgets[{i}]"), b, 1)?;
+            }
+            at_least("[p2] seeds", c.seeds, 1)?;
+            at_least("[p2] batch_size", c.batch_size, 1)?;
+            if c.chosen >= c.options.len() && !c.options.is_empty() {
+                return Err(format!(
+                    "[p2] chosen must be below the number of options ({}), got {}",
+                    c.options.len(),
+                    c.chosen
+                ));
+            }
+        }
+        if let Some(c) = &self.p3 {
+            fraction("[p3] accuracy_threshold", c.accuracy_threshold)?;
+            at_least("[p3] sessions", c.sessions, 1)?;
+            at_least("[p3] steps", c.steps, 1)?;
+            at_least("[p3] max_new_tokens", c.max_new_tokens, 1)?;
+            positive("[p3] temperature", c.temperature)?;
+            unit_interval("[p3] top_p", c.top_p, false)?;
+            // Negative strengths steer away from a state: only finiteness is required.
+            finite("[p3] steer_strength", c.steer_strength)?;
+            for (i, &s) in c.steer_steps.iter().enumerate() {
+                if s >= c.steps {
+                    return Err(format!(
+                        "[p3] steer_steps[{i}] must be below steps ({}), got {s}",
+                        c.steps
+                    ));
+                }
+            }
+            at_least("[p3] check_sessions", c.check_sessions, 1)?;
+            at_least("[p3] tau_max", c.tau_max, 1)?;
+            unit_interval("[p3] alpha", c.alpha, true)?;
+            at_least("[p3] batch_size", c.batch_size, 1)?;
+        }
+        Ok(())
     }
     /// The folder paths inside the file are relative to.
     pub fn base_dir(&self) -> PathBuf {
@@ -87,4 +144,68 @@ pub fn run_experiment_file(
         p3::run_all(lm, p3, &file.base_dir(), &out.join("p3"), bar)?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(toml_text: &str) -> std::result::Result<(), String> {
+        let file: ExperimentFile = toml::from_str(toml_text).expect("valid TOML");
+        file.check_numbers()
+    }
+
+    #[test]
+    fn numbers_are_checked_with_the_field_named() {
+        let p3 = "[p3]\ndata = \"d.csv\"\nquestions = \"q.txt\"\nlayer = 1\n";
+        assert_eq!(check(p3), Ok(()));
+        let bad = [
+            ("top_p = 0.0", "[p3] top_p must be in (0, 1], got 0"),
+            ("top_p = nan", "[p3] top_p must be finite, got NaN"),
+            (
+                "temperature = -0.5",
+                "[p3] temperature must be > 0, got -0.5",
+            ),
+            (
+                "temperature = inf",
+                "[p3] temperature must be finite, got inf",
+            ),
+            (
+                "steer_strength = nan",
+                "[p3] steer_strength must be finite, got NaN",
+            ),
+            ("sessions = 0", "[p3] sessions must be at least 1, got 0"),
+            ("alpha = 1.0", "[p3] alpha must be in (0, 1), got 1"),
+            (
+                "accuracy_threshold = 1.5",
+                "[p3] accuracy_threshold must be in [0, 1], got 1.5",
+            ),
+            (
+                "steps = 5\nsteer_steps = [5]",
+                "[p3] steer_steps[0] must be below steps (5), got 5",
+            ),
+            ("tau_max = 0", "[p3] tau_max must be at least 1, got 0"),
+        ];
+        for (line, msg) in bad {
+            assert_eq!(check(&format!("{p3}{line}\n")).unwrap_err(), msg, "{line}");
+        }
+        let p1 = "[p1]\ndata = \"c.csv\"\n";
+        assert_eq!(check(p1), Ok(()));
+        assert_eq!(
+            check(&format!("{p1}alphas = [1.0, nan]\n")).unwrap_err(),
+            "[p1] alphas[1] must be finite, got NaN"
+        );
+        assert!(check(&format!("{p1}batch_size = 0\n"))
+            .unwrap_err()
+            .contains("batch_size"));
+        let p2 = "[p2]\ntemplates = [\"t.txt\"]\n";
+        assert_eq!(check(p2), Ok(()));
+        assert_eq!(
+            check(&format!("{p2}budgets = [64, 0]\n")).unwrap_err(),
+            "[p2] budgets[1] must be at least 1, got 0"
+        );
+        assert!(check(&format!("{p2}chosen = 2\n"))
+            .unwrap_err()
+            .contains("chosen"));
+    }
 }

@@ -42,9 +42,13 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
                 })
                 .collect()
         };
+        // Values end up multiplying or replacing f32 activations: NaN, Inf or a number beyond
+        // f32's range would silently poison every later activation.
         let num = || {
-            v.parse::<f64>()
-                .map_err(|_| bad(format!("`{k}={v}`: expected a number")))
+            let x = v
+                .parse::<f64>()
+                .map_err(|_| bad(format!("`{k}={v}`: expected a number")))?;
+            lantern_engine::check::finite_f32(k, x).map_err(bad)
         };
         match k {
             "alpha" => alpha = Some(num()?),
@@ -101,8 +105,13 @@ pub fn parse_intervention(spec: &str, model: &Model) -> Result<(HookPoint, Inter
                         cfg.d_model
                     )));
                 }
-                let v = (Tensor::from_vec(v, cfg.d_model, device)? * alpha.unwrap_or(1.0))?;
-                Intervention::add(v)
+                let alpha = alpha.unwrap_or(1.0);
+                if v.iter().any(|&x| !((x as f64 * alpha) as f32).is_finite()) {
+                    return Err(bad(format!(
+                        "alpha={alpha} times the vector overflows a 32-bit float"
+                    )));
+                }
+                Intervention::add((Tensor::from_vec(v, cfg.d_model, device)? * alpha)?)
             }
             None => Intervention::add(Tensor::new(need(value, "value or vector")? as f32, device)?),
         },
@@ -127,6 +136,14 @@ fn read_vector(path: &Path) -> Result<Vec<f32>> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    serde_json::from_str::<Vec<f32>>(&text)
-        .map_err(|e| file_error(format!("expected a JSON array of numbers: {e}")))
+    let v = serde_json::from_str::<Vec<f32>>(&text)
+        .map_err(|e| file_error(format!("expected a JSON array of numbers: {e}")))?;
+    // JSON has no NaN, but a number beyond f32's range (1e39) parses as infinity.
+    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+        return Err(file_error(format!(
+            "number {i} of the vector is {} (beyond a 32-bit float's range)",
+            v[i]
+        )));
+    }
+    Ok(v)
 }

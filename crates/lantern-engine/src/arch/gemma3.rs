@@ -26,10 +26,10 @@ pub(super) static FAMILY: Family = Family {
 };
 
 fn config_from_hf(j: &Json, _: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = j.usize_or("head_dim", 256)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     let window = j.usize_or("sliding_window", 4096)?;
     let sliding: Vec<bool> = match j.get("layer_types").and_then(Value::as_array) {
         Some(types) => types
@@ -37,7 +37,11 @@ fn config_from_hf(j: &Json, _: Architecture) -> Result<ModelConfig> {
             .map(|t| t.as_str() == Some("sliding_attention"))
             .collect(),
         None => {
-            let pattern = j.usize_or("sliding_window_pattern", 6)?;
+            let pattern = if j.get("sliding_window_pattern").is_some() {
+                j.count("sliding_window_pattern")?
+            } else {
+                6
+            };
             (0..n_layers).map(|i| (i + 1) % pattern != 0).collect()
         }
     };

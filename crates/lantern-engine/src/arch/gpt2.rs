@@ -24,14 +24,14 @@ pub(super) static FAMILY: Family = Family {
 };
 
 fn config_from_hf(j: &Json, _: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("n_embd")?;
-    let n_heads = j.usize("n_head")?;
+    let d_model = j.count("n_embd")?;
+    let n_heads = j.count("n_head")?;
     if j.bool_or("scale_attn_by_inverse_layer_idx", false)?
         || j.bool_or("reorder_and_upcast_attn", false)?
     {
         return Err(Error::config("GPT-2 variants with scale_attn_by_inverse_layer_idx or reorder_and_upcast_attn are not supported"));
     }
-    let n_layers = j.usize("n_layer")?;
+    let n_layers = j.count("n_layer")?;
     Ok(ModelConfig {
         architecture: Architecture::Gpt2,
         n_layers,

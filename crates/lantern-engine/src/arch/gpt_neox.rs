@@ -23,12 +23,12 @@ pub(super) static FAMILY: Family = Family {
 };
 
 fn config_from_hf(j: &Json, _: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = d_model / n_heads;
     let rotary_pct = partial_rotary_factor(j)?;
     let theta = rope_theta(j, 10000.0)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     Ok(ModelConfig {
         architecture: Architecture::GptNeoX,
         n_layers,

@@ -57,10 +57,10 @@ fn config_from_hf(j: &Json, arch: Architecture) -> Result<ModelConfig> {
 
 /// The Llama config every Llama-like family starts from (Hugging Face keys).
 pub(super) fn hf_base(j: &Json, arch: Architecture) -> Result<ModelConfig> {
-    let d_model = j.usize("hidden_size")?;
-    let n_heads = j.usize("num_attention_heads")?;
+    let d_model = j.count("hidden_size")?;
+    let n_heads = j.count("num_attention_heads")?;
     let d_head = j.usize_or("head_dim", d_model / n_heads)?;
-    let n_layers = j.usize("num_hidden_layers")?;
+    let n_layers = j.count("num_hidden_layers")?;
     Ok(ModelConfig {
         architecture: arch,
         n_layers,
@@ -100,9 +100,9 @@ fn config_from_gguf(m: &GgufMeta, arch: Architecture) -> Result<ModelConfig> {
 
 /// The Llama config every Llama-like family starts from (llama.cpp metadata keys).
 pub(super) fn gguf_base(m: &GgufMeta, arch: Architecture) -> Result<ModelConfig> {
-    let d_model = m.usize("embedding_length")?;
-    let n_layers = m.usize("block_count")?;
-    let n_heads = m.usize("attention.head_count")?;
+    let d_model = m.count("embedding_length")?;
+    let n_layers = m.count("block_count")?;
+    let n_heads = m.count("attention.head_count")?;
     let d_head = m
         .opt_usize("attention.key_length")
         .unwrap_or(d_model / n_heads);

@@ -22,6 +22,18 @@ impl Json<'_> {
                 Error::config(format!("`{key}` is missing or not a non-negative integer"))
             })
     }
+    /// A count that divides or sizes something: at least 1 and at most
+    /// [`crate::config::MAX_COUNT`], checked before `d_model / n_heads` or `vec![_; n_layers]`.
+    pub fn count(&self, key: &str) -> Result<usize> {
+        let v = self.usize(key)?;
+        if v == 0 || v > crate::config::MAX_COUNT {
+            return Err(Error::config(format!(
+                "`{key}` must be between 1 and {}, got {v}",
+                crate::config::MAX_COUNT
+            )));
+        }
+        Ok(v)
+    }
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
         if self.get(key).is_some() {
             self.usize(key)
