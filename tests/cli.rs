@@ -658,7 +658,8 @@ fn numeric_flags_are_checked_before_any_work() {
             "--temperature",
         ),
         (
-            vec!["generate", &m, "--prompt", "x", "--temperature", "-1"],
+            // `=` keeps clap from reading -1 as a flag: the value parser must refuse it.
+            vec!["generate", &m, "--prompt", "x", "--temperature=-1"],
             "--temperature",
         ),
         (
