@@ -425,6 +425,9 @@ fn a_corrupt_weight_fails_with_the_hook_point_where_it_first_shows() {
         &dir,
     );
     let m = m.to_str().unwrap();
+    let experiments = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments");
+    let p1_file = experiments.join("p1_capitals.toml").display().to_string();
+    let p3_file = experiments.join("p3_states.toml").display().to_string();
     for args in [
         vec!["run", m, "--prompt", "Hello there"],
         vec!["generate", m, "--prompt", "Hello", "--max-new-tokens", "3"],
@@ -441,6 +444,9 @@ fn a_corrupt_weight_fails_with_the_hook_point_where_it_first_shows() {
             "--versus",
             " b",
         ],
+        // Long pipelines check the model once, right after loading it.
+        vec!["scale", m, "--config", &p1_file, "--head", "0.1"],
+        vec!["states", m, "--config", &p3_file],
     ] {
         let args: Vec<&str> = args.into_iter().chain(["--json", "--quiet"]).collect();
         let (ok, out, err) = lantern(&args);

@@ -34,7 +34,7 @@ pub fn experiment(a: ExperimentArgs) -> Result<()> {
         device: "cpu".into(),
         quiet: a.quiet,
     };
-    let lm = model.load()?;
+    let lm = model.load_checked()?;
     let quiet = a.quiet;
     // One progress bar per pipeline step, cleared when the step is done.
     let bar = move |label: &str, total: usize| -> Box<dyn FnMut(usize, usize)> {

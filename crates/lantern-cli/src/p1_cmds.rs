@@ -213,7 +213,7 @@ pub struct ScaleArgs {
 }
 
 pub fn scale(a: ScaleArgs) -> Result<()> {
-    let lm = a.model.load()?;
+    let lm = a.model.load_checked()?;
     let (file, mut cfg) = p1_config(&a.config)?;
     if let Some(alphas) = &a.alphas {
         cfg.alphas = alphas.clone();

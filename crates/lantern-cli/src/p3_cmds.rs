@@ -33,7 +33,7 @@ pub struct StatesArgs {
 }
 
 pub fn states(a: StatesArgs) -> Result<()> {
-    let lm = a.model.load()?;
+    let lm = a.model.load_checked()?;
     let (file, cfg) = p3_config(&a.config)?;
     let questions = p3::read_questions(&file.base_dir().join(&cfg.questions))?;
     let states = p3::learn(&lm, &cfg, &file.base_dir().join(&cfg.data), &questions)?;
@@ -95,7 +95,7 @@ pub fn sessions(a: SessionsArgs) -> Result<()> {
             cfg.steps
         );
     }
-    let lm = a.model.load()?;
+    let lm = a.model.load_checked()?;
     let states = StateSet::load(&a.states)?;
     let questions = p3::read_questions(&file.base_dir().join(&cfg.questions))?;
     let steer_state = a.steer.or(cfg.steer_state.clone());

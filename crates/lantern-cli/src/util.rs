@@ -41,6 +41,16 @@ impl ModelArgs {
             },
         )?)
     }
+
+    /// [`ModelArgs::load`], then one short forward pass: a corrupt weight (NaN or Inf) fails here,
+    /// naming the first hook point where it shows, before a long pipeline (an α sweep, sessions,
+    /// an experiment) carries it into results. Commands that run the user's own prompt check that
+    /// prompt instead ([`check_finite`]).
+    pub fn load_checked(&self) -> Result<LoadedModel> {
+        let lm = self.load()?;
+        check_finite(&lm, "The", &Hooks::new())?;
+        Ok(lm)
+    }
 }
 
 /// A progress bar with counts and ETA, hidden with `--quiet`.

@@ -136,14 +136,14 @@ fn read_vector(path: &Path) -> Result<Vec<f32>> {
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| file_error(e.to_string()))?;
-    let v = serde_json::from_str::<Vec<f32>>(&text)
+    // Read as f64 so that a number beyond f32's range (1e39) is named, not a bare parse error.
+    let wide = serde_json::from_str::<Vec<f64>>(&text)
         .map_err(|e| file_error(format!("expected a JSON array of numbers: {e}")))?;
-    // JSON has no NaN, but a number beyond f32's range (1e39) parses as infinity.
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = wide.iter().position(|&x| !(x as f32).is_finite()) {
         return Err(file_error(format!(
             "number {i} of the vector is {} (beyond a 32-bit float's range)",
-            v[i]
+            wide[i]
         )));
     }
-    Ok(v)
+    Ok(wide.into_iter().map(|x| x as f32).collect())
 }
