@@ -70,6 +70,14 @@ fn gguf_with_huge_embedding_length() {
 }
 
 /// Same class as above, on the other counts the GGUF config divides by or sizes a table with.
+/// Found by the long run (`gguf`, seed 2000001300): a `llama.block_count` far above the file's
+/// tensor count sized the tensor-name list (a 377 MB allocation, refused by the capped allocator).
+#[test]
+fn gguf_with_more_blocks_than_tensors() {
+    let e = gguf_err("llama.block_count", Meta::U32(1_000_000));
+    assert!(e.contains("1000000 blocks") && e.contains("tensors"), "{e}");
+}
+
 #[test]
 fn gguf_with_zero_or_huge_counts() {
     for key in [
