@@ -21,4 +21,7 @@ pub use patching::{
     patch_sweep, patch_sweep_naive, Metric, MetricKind, PatchGrid, PatchResult, PatchTarget,
     SweepOptions,
 };
-pub use scaling::{alpha_sweep, classify, AlphaPoint, Answer, RecallPrompt};
+pub use scaling::{
+    alpha_sweep, classify, other_kind, wilson_interval, AlphaPoint, Answer, OtherBreakdown,
+    OtherKind, RecallPrompt,
+};

@@ -92,6 +92,11 @@ impl GgufFile {
         }
     }
 
+    /// The Jinja chat template (`tokenizer.chat_template`), if the file has one.
+    pub fn chat_template(&self) -> Option<String> {
+        meta_str(&self.content, "tokenizer.chat_template").ok()
+    }
+
     /// A byte-level BPE tokenizer from the vocabulary and merges in the metadata.
     pub fn tokenizer(&self) -> Result<crate::Tokenizer> {
         crate::tokenizer::from_gguf_metadata(&self.content.metadata)

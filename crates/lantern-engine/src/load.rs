@@ -130,6 +130,9 @@ pub struct LoadedModel {
     pub tokenizer: Tokenizer,
     /// Where it came from (path or hub id).
     pub source: String,
+    /// The Jinja chat template the model ships with (GGUF `tokenizer.chat_template`, or
+    /// `chat_template` in a folder's tokenizer_config.json); `None` for base models.
+    pub chat_template: Option<String>,
 }
 
 /// Loads from a folder, a `.gguf` file, or a hub id (`org/name` or `org/name@revision`, fetched
@@ -186,6 +189,7 @@ fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         return Err(Error::file(&tok_path, "missing tokenizer.json"));
     }
     let tokenizer = Tokenizer::from_file(&tok_path)?;
+    let chat_template = folder_chat_template(dir);
     let mut source = SafetensorsSource::open_dir(dir)?;
     let pb = progress_bar(opts, &dir.display().to_string());
     let mut loader = Loader::new(&mut source, opts.dtype, opts.device.clone(), pb.as_ref());
@@ -197,13 +201,23 @@ fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?,
         tokenizer,
         source: dir.display().to_string(),
+        chat_template,
     })
+}
+
+/// `chat_template` of a folder's tokenizer_config.json, when it is a plain string (a list of
+/// named templates is not read).
+fn folder_chat_template(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("chat_template")?.as_str().map(str::to_string)
 }
 
 fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
     let mut file = GgufFile::open(path)?;
     let cfg = file.config()?;
     let tokenizer = file.tokenizer()?;
+    let chat_template = file.chat_template();
     let pb = progress_bar(opts, &path.display().to_string());
     let mut loader = Loader::new(&mut file, opts.dtype, opts.device.clone(), pb.as_ref());
     let weights = (crate::arch::family(cfg.architecture).load)(&cfg, &mut loader)
@@ -215,6 +229,7 @@ fn load_gguf(path: &Path, opts: &LoadOptions) -> Result<LoadedModel> {
         model: Model::new(cfg, weights, opts.device.clone(), opts.dtype)?,
         tokenizer,
         source: path.display().to_string(),
+        chat_template,
     })
 }
 

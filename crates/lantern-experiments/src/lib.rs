@@ -14,6 +14,7 @@
 //! artefacts in order. Modules only import downwards:
 //! `experiment → pN → pN::artefacts → pN::steps → output, progress, scorer`.
 
+pub mod chat;
 pub mod experiment;
 pub mod output;
 pub mod p1;

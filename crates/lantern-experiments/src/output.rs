@@ -18,6 +18,34 @@ impl ResultsDir {
             dir: dir.to_path_buf(),
         })
     }
+    /// Runs `fill` on a staging folder beside `out` and only then moves every file it wrote
+    /// into `out` (created if missing; files of the same name replaced, others kept). On error
+    /// the staging folder is removed and `out` is untouched: a failed run writes nothing.
+    pub fn staged<T>(out: &Path, fill: impl FnOnce(&ResultsDir) -> Result<T>) -> Result<T> {
+        let name = out
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} does not name a folder", out.display()))?;
+        let stage = out.with_file_name(format!(".{name}.partial"));
+        if stage.exists() {
+            std::fs::remove_dir_all(&stage)
+                .with_context(|| format!("removing stale {}", stage.display()))?;
+        }
+        let dir = ResultsDir::create(&stage)?;
+        let result = fill(&dir).and_then(|v| {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("creating results folder {}", out.display()))?;
+            for entry in std::fs::read_dir(&stage)? {
+                let entry = entry?;
+                let to = out.join(entry.file_name());
+                std::fs::rename(entry.path(), &to)
+                    .with_context(|| format!("moving results into {}", to.display()))?;
+            }
+            Ok(v)
+        });
+        let _ = std::fs::remove_dir_all(&stage);
+        result
+    }
     /// The folder holding the file `path` (`.` for a bare name, not created) and the file's
     /// name: for commands that take an output file rather than a folder.
     pub fn of_file(path: &Path) -> Result<(Self, String)> {

@@ -25,6 +25,10 @@ pub struct Series {
     pub xs: Vec<f64>,
     pub ys: Vec<f64>,
     pub y_err: Option<Vec<f64>>,
+    /// When set, the distance below each point (then `y_err` is the distance above): an
+    /// asymmetric interval such as a Wilson score interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y_err_below: Option<Vec<f64>>,
 }
 
 impl Series {
@@ -34,7 +38,15 @@ impl Series {
             xs,
             ys,
             y_err: None,
+            y_err_below: None,
         }
+    }
+
+    /// An interval `[lo, hi]` around each point (asymmetric allowed; each must contain its y).
+    pub fn with_interval(mut self, lo: Vec<f64>, hi: Vec<f64>) -> Self {
+        self.y_err = Some(hi.iter().zip(&self.ys).map(|(h, y)| h - y).collect());
+        self.y_err_below = Some(self.ys.iter().zip(&lo).map(|(y, l)| y - l).collect());
+        self
     }
 
     pub fn with_errors(mut self, y_err: Vec<f64>) -> Self {
@@ -68,6 +80,15 @@ fn validate_series(series: &[Series], log_x: bool, log_y: bool) -> Result<()> {
             same_len(format!("y_err of series \"{n}\""), s.ys.len(), e.len())?;
             finite(&format!("y_err of series \"{n}\""), e)?;
             non_negative(&format!("y_err of series \"{n}\""), e)?;
+        }
+        if let Some(e) = &s.y_err_below {
+            same_len(
+                format!("y_err_below of series \"{n}\""),
+                s.ys.len(),
+                e.len(),
+            )?;
+            finite(&format!("y_err_below of series \"{n}\""), e)?;
+            non_negative(&format!("y_err_below of series \"{n}\""), e)?;
         }
         for (axis, on, vals) in [("x", log_x, &s.xs), ("y", log_y, &s.ys)] {
             if on {
@@ -121,8 +142,13 @@ impl<'a> LineFigure<'a> {
                 x0 = x0.min(x);
                 x1 = x1.max(x);
                 let e = s.y_err.as_ref().map_or(0.0, |e| e[i]);
+                let below = s.y_err_below.as_ref().map_or(e, |b| b[i]);
                 y1 = y1.max(y + e);
-                y0 = y0.min(if log_y && y - e <= 0.0 { y } else { y - e });
+                y0 = y0.min(if log_y && y - below <= 0.0 {
+                    y
+                } else {
+                    y - below
+                });
             }
         }
         if let Some((a, b, _)) = &window {
@@ -162,9 +188,9 @@ impl<'a> LineFigure<'a> {
         let clamp = |p: Pt| (p.0.clamp(f.l, f.r), p.1.clamp(f.t, f.b));
         let mut up = Vec::with_capacity(e.len());
         let mut lo = Vec::with_capacity(e.len());
-        for ((&xv, &yv), &ev) in s.xs.iter().zip(&s.ys).zip(e) {
+        for (i, ((&xv, &yv), &ev)) in s.xs.iter().zip(&s.ys).zip(e).enumerate() {
             let x = f.px(xv);
-            let low = yv - ev;
+            let low = yv - s.y_err_below.as_ref().map_or(ev, |b| b[i]);
             let low_px = if self.ys.log && low <= 0.0 {
                 f.b
             } else {

@@ -190,6 +190,10 @@ pub fn write_sweeps(dir: &ResultsDir, sweeps: &[HeadSweep]) -> Result<()> {
         "memorized".into(),
         "other".into(),
         "n".into(),
+        "in_context_lo".into(),
+        "in_context_hi".into(),
+        "memorized_lo".into(),
+        "memorized_hi".into(),
     ]];
     for s in sweeps {
         for p in &s.points {
@@ -202,6 +206,10 @@ pub fn write_sweeps(dir: &ResultsDir, sweeps: &[HeadSweep]) -> Result<()> {
                 format!("{:.4}", p.memorized),
                 format!("{:.4}", p.other),
                 p.n.to_string(),
+                format!("{:.4}", p.in_context_ci[0]),
+                format!("{:.4}", p.in_context_ci[1]),
+                format!("{:.4}", p.memorized_ci[0]),
+                format!("{:.4}", p.memorized_ci[1]),
             ]);
         }
     }
@@ -222,8 +230,9 @@ pub fn figures(r: &P1Report, dir: &ResultsDir) -> Result<()> {
         "logit(in-context) − logit(memorized)",
     )?;
     patching_figures(&r.patching, dir)?;
-    sweeps_chart(&r.sweeps, r.n_prompts, dir)?;
-    baseline_bars(&r.baseline, r.n_prompts, dir)
+    sweeps_chart(&r.sweeps, r.n_held_out, dir)?;
+    other_bars(&r.baseline, dir)?;
+    baseline_bars(&r.baseline, r.n_held_out, dir)
 }
 
 /// `patching_resid_pre` (layer × position of the first pair) and `patching_heads` (layer ×
@@ -248,8 +257,9 @@ pub fn patching_figures(p: &Patching, dir: &ResultsDir) -> Result<()> {
 
     let mut opts = HeatmapOptions::new(
         PlotOptions::new(format!(
-            "Activation patching: head outputs (hook_z), mean over {} pairs",
-            p.pairs
+            "Activation patching: head outputs (hook_z), {} pairs ({} skipped), raw means normalised once",
+            p.pairs,
+            p.pairs_skipped.len()
         ))
         .x_label("head")
         .y_label("layer")
@@ -261,30 +271,97 @@ pub fn patching_figures(p: &Patching, dir: &ResultsDir) -> Result<()> {
     Ok(())
 }
 
-/// `alpha_sweep`: in-context and memorised answer rates against alpha, per swept head
-/// (skipped when no head was swept).
+/// One answer rate (%) against alpha with its 95% Wilson band.
+fn banded_series(
+    name: impl Into<String>,
+    points: &[AlphaPoint],
+    rate: fn(&AlphaPoint) -> (f64, [f64; 2]),
+) -> Series {
+    let pct: Vec<(f64, [f64; 2])> = points.iter().map(rate).collect();
+    Series::new(
+        name,
+        points.iter().map(|p| p.alpha).collect(),
+        pct.iter().map(|(r, _)| 100.0 * r).collect(),
+    )
+    .with_interval(
+        pct.iter().map(|(_, ci)| 100.0 * ci[0]).collect(),
+        pct.iter().map(|(_, ci)| 100.0 * ci[1]).collect(),
+    )
+}
+
+/// `alpha_sweep` (in-context rate) and `alpha_sweep_memorized` (memorised rate) against alpha,
+/// one line per swept head with its 95% Wilson band (skipped when no head was swept).
 pub fn sweeps_chart(sweeps: &[HeadSweep], n_prompts: usize, dir: &ResultsDir) -> Result<()> {
-    let mut series = Vec::new();
-    for s in sweeps {
-        let head = format!("L{}H{} ({} head)", s.layer, s.head, s.role);
-        series.push(rate_series(format!("{head}: in-context"), &s.points, |p| {
-            p.in_context
-        }));
-        series.push(rate_series(format!("{head}: memorized"), &s.points, |p| {
-            p.memorized
-        }));
+    if sweeps.is_empty() {
+        return Ok(());
     }
-    if !series.is_empty() {
+    let charts: [(&str, &str, fn(&AlphaPoint) -> (f64, [f64; 2])); 2] = [
+        ("alpha_sweep", "in-context", |p| {
+            (p.in_context, p.in_context_ci)
+        }),
+        ("alpha_sweep_memorized", "memorized", |p| {
+            (p.memorized, p.memorized_ci)
+        }),
+    ];
+    for (file, answer, rate) in charts {
+        let series: Vec<Series> = sweeps
+            .iter()
+            .map(|s| {
+                banded_series(
+                    format!("L{}H{} ({} head)", s.layer, s.head, s.role),
+                    &s.points,
+                    rate,
+                )
+            })
+            .collect();
         let opts = LineOptions::new(
             PlotOptions::new(format!(
-                "Scaling one head's value vectors ({n_prompts} prompts)"
+                "Scaling one head's value vectors: {answer} answers ({n_prompts} held-out prompts, 95% Wilson band)"
             ))
             .x_label("alpha (value-vector scale)")
-            .y_label("answer rate (%)")
+            .y_label(format!("{answer} answer rate (%)"))
             .y_range(0.0, 100.0),
         );
-        line_chart(&series, &opts, dir.path("alpha_sweep"))?;
+        line_chart(&series, &opts, dir.path(file))?;
     }
+    Ok(())
+}
+
+/// `other_answers`: what the answers naming neither city are, without intervention (held-out
+/// prompts with context).
+pub fn other_bars(b: &Baseline, dir: &ResultsDir) -> Result<()> {
+    let Some(o) = &b.with_context.other_kinds else {
+        return Ok(());
+    };
+    let n = b.with_context.n.max(1) as f64;
+    let cats = [
+        "empty",
+        "another city",
+        "repeats prompt",
+        "broken text",
+        "other text",
+    ];
+    let counts = [
+        o.empty,
+        o.another_city,
+        o.repeats_prompt,
+        o.broken,
+        o.other_text,
+    ];
+    let groups = [BarGroup::new(
+        "share of prompts",
+        counts.iter().map(|&c| 100.0 * c as f64 / n).collect(),
+    )];
+    let opts = BarOptions::new(
+        PlotOptions::new(format!(
+            "Answers naming neither city ({} of {} held-out prompts)",
+            counts.iter().sum::<usize>(),
+            b.with_context.n
+        ))
+        .x_label("kind of answer")
+        .y_label("share of prompts (%)"),
+    );
+    grouped_bar_chart(&cats, &groups, &opts, dir.path("other_answers"))?;
     Ok(())
 }
 
@@ -304,7 +381,7 @@ pub fn baseline_bars(b: &Baseline, n_prompts: usize, dir: &ResultsDir) -> Result
     ];
     let opts = BarOptions::new(
         PlotOptions::new(format!(
-            "Answer rates, greedy continuation ({n_prompts} prompts)"
+            "Answer rates, greedy continuation ({n_prompts} held-out prompts)"
         ))
         .x_label("prompt")
         .y_label("share of prompts (%)")

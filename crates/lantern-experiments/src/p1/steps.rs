@@ -35,6 +35,12 @@ fn default_batch_size() -> usize {
 fn default_top_heads() -> usize {
     5
 }
+fn default_selection_fraction() -> f64 {
+    0.5
+}
+fn default_sweep_heads() -> usize {
+    3
+}
 fn default_template() -> String {
     "The capital of {country} is {ctx_city}. Q: What is the capital of {country}? A:".to_string()
 }
@@ -74,6 +80,58 @@ pub struct P1Config {
     /// Heads reported each way (default 5).
     #[serde(default = "default_top_heads")]
     pub top_heads: usize,
+    /// Share of the prompts (seeded split) on which heads are chosen; the rest are held out and
+    /// every rate is measured on them (default 0.5).
+    #[serde(default = "default_selection_fraction")]
+    pub selection_fraction: f64,
+    /// Top heads swept in each direction (default 3).
+    #[serde(default = "default_sweep_heads")]
+    pub sweep_heads: usize,
+}
+
+/// The prompts split in two: heads are chosen on `selection` and evaluated on `held_out`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptSplit {
+    pub selection: Vec<P1Prompt>,
+    pub held_out: Vec<P1Prompt>,
+}
+
+/// Splits the prompts with a seeded shuffle (stream `seed + 1`, apart from the one that drew
+/// them); either half empty is an error, since then selection and evaluation would share data.
+pub fn split_prompts(cfg: &P1Config, prompts: &[P1Prompt]) -> Result<PromptSplit> {
+    if !(cfg.selection_fraction > 0.0 && cfg.selection_fraction < 1.0) {
+        bail!(
+            "[p1] selection_fraction must be in (0, 1), got {}",
+            cfg.selection_fraction
+        );
+    }
+    let n_sel = (cfg.selection_fraction * prompts.len() as f64).round() as usize;
+    if n_sel == 0 || n_sel >= prompts.len() {
+        bail!(
+            "[p1] selection_fraction {} of {} prompts leaves {} for head selection and {} held out; \
+             both need at least one (raise n_prompts)",
+            cfg.selection_fraction,
+            prompts.len(),
+            n_sel,
+            prompts.len().saturating_sub(n_sel)
+        );
+    }
+    let mut order: Vec<usize> = (0..prompts.len()).collect();
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(1)));
+    let (sel, held) = order.split_at(n_sel);
+    let pick = |ix: &[usize]| ix.iter().map(|&i| prompts[i].clone()).collect();
+    Ok(PromptSplit {
+        selection: pick(sel),
+        held_out: pick(held),
+    })
+}
+
+/// Every city the data names: the "another city" check of the answer breakdown.
+pub fn all_cities(capitals: &[(String, String)]) -> Vec<String> {
+    let mut c: Vec<String> = capitals.iter().map(|(_, k)| k.clone()).collect();
+    c.sort();
+    c.dedup();
+    c
 }
 
 /// One counterfactual prompt.
@@ -290,7 +348,8 @@ pub fn head_attribution(
     }
     let values = mean_heads(&dlas);
     let ranked = rank_heads(&values, |v| v);
-    let k = cfg.top_heads.min(ranked.len());
+    // Enough to report `top_heads` and to sweep `sweep_heads`.
+    let k = cfg.top_heads.max(cfg.sweep_heads).min(ranked.len());
     let top_in_context = ranked[..k].to_vec();
     let top_memorized = ranked.iter().rev().take(k).copied().collect();
     let c = lm.model.config();
@@ -307,16 +366,42 @@ pub fn head_attribution(
 }
 
 /// Step 3: activation patching. Clean = a counterfactual prompt, corrupted = the same country
-/// with a different in-context city (same token length); metric = normalised logit difference
-/// between the two in-context cities (1 = clean behaviour restored).
+/// with a different in-context city (same token length); metric = the raw logit difference
+/// between the two in-context cities. The head map averages raw differences over pairs and is
+/// normalised once, `(mean patched − mean corrupted) / (mean clean − mean corrupted)` (1 = clean
+/// behaviour restored), so no pair with a tiny clean−corrupted gap can dominate it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Patching {
-    /// resid_pre, layer × position, of the first pair (columns labelled by its tokens).
+    /// resid_pre, layer × position, of the first usable pair, normalised by its own gap.
     pub resid_pre: PatchResult,
     pub resid_pre_tokens: Vec<String>,
-    /// Heads (hook_z, all positions), layer × head, mean over `pairs` pairs.
+    /// Heads (hook_z, all positions), layer × head, normalised mean over the used pairs.
     pub heads: Vec<Vec<f64>>,
+    /// Raw mean logit differences of the clean and corrupted runs over the used pairs.
+    pub raw_clean: f64,
+    pub raw_corrupted: f64,
+    /// Pairs in the head map.
     pub pairs: usize,
+    /// Pairs run but left out, with why.
+    pub pairs_skipped: Vec<SkippedPair>,
+    /// Prompts examined for which no corrupted partner exists (same token length, different
+    /// first token).
+    pub prompts_without_pair: Vec<String>,
+}
+
+/// A clean/corrupted pair that could not be used.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedPair {
+    pub clean: String,
+    pub corrupted: String,
+    pub reason: String,
+}
+
+/// Clean/corrupted pairs and the prompts that found none.
+#[derive(Debug, Clone)]
+pub struct PatchPairs {
+    pub pairs: Vec<(P1Prompt, P1Prompt)>,
+    pub prompts_without_pair: Vec<String>,
 }
 
 /// Finds clean/corrupted pairs: for each prompt, a second prompt of the same country and length
@@ -326,10 +411,15 @@ pub fn patch_pairs(
     cfg: &P1Config,
     prompts: &[P1Prompt],
     capitals: &[(String, String)],
-) -> Result<Vec<(P1Prompt, P1Prompt)>> {
+) -> Result<PatchPairs> {
     let mut pairs = Vec::new();
+    let mut without = Vec::new();
     for p in prompts {
+        if pairs.len() >= cfg.patch_pairs {
+            break;
+        }
         let clean_ids = lm.tokenizer.encode(&p.prompt)?;
+        let mut found = false;
         for (_, city) in capitals {
             if city == &p.ctx_city || city == &p.capital {
                 continue;
@@ -338,7 +428,9 @@ pub fn patch_pairs(
                 .template
                 .replace("{country}", &p.country)
                 .replace("{ctx_city}", city);
-            let first = lm.tokenizer.encode_raw(&format!(" {city}"))?[0];
+            let Some(&first) = lm.tokenizer.encode_raw(&format!(" {city}"))?.first() else {
+                continue;
+            };
             if first == p.in_context_token || lm.tokenizer.encode(&prompt)?.len() != clean_ids.len()
             {
                 continue;
@@ -350,26 +442,36 @@ pub fn patch_pairs(
                 ..p.clone()
             };
             pairs.push((p.clone(), corrupted));
+            found = true;
             break;
         }
-        if pairs.len() >= cfg.patch_pairs {
-            break;
+        if !found {
+            without.push(p.prompt.clone());
         }
     }
     if pairs.is_empty() {
-        bail!("no clean/corrupted pair of equal token length was found");
+        bail!(
+            "no clean/corrupted pair of equal token length was found ({} prompts tried)",
+            without.len()
+        );
     }
-    Ok(pairs)
+    Ok(PatchPairs {
+        pairs,
+        prompts_without_pair: without,
+    })
 }
+
+/// Smallest |mean clean − mean corrupted| logit difference that is normalised by.
+const MIN_GAP: f64 = 1e-6;
 
 pub fn patching(
     lm: &LoadedModel,
     cfg: &P1Config,
-    pairs: &[(P1Prompt, P1Prompt)],
+    pairs: &PatchPairs,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Patching> {
     let c = lm.model.config();
-    let metric_of = |clean: &P1Prompt, corrupted: &P1Prompt| Metric::Normalized {
+    let metric_of = |clean: &P1Prompt, corrupted: &P1Prompt| Metric::LogitDiff {
         target: clean.in_context_token,
         versus: corrupted.in_context_token,
     };
@@ -379,68 +481,111 @@ pub fn patching(
             Batch::from_prompts(&lm.tokenizer, &[corrupted.prompt.as_str()])?,
         ))
     };
-    let total = pairs.len() + 1;
-    let (clean, corrupted) = &pairs[0];
-    let (cb, xb) = batches(clean, corrupted)?;
-    let opts = SweepOptions {
+    let opts = || SweepOptions {
         batch_size: cfg.batch_size.max(1) * 2,
         progress: None,
     };
-    let resid_pre = patch_sweep(
-        &lm.model,
-        &cb,
-        &xb,
-        PatchTarget::ResidPre,
-        PatchGrid::LayerPosition,
-        metric_of(clean, corrupted),
-        opts,
-    )?;
-    progress(1, total);
-    let resid_pre_tokens = cb
-        .row(0)
-        .iter()
-        .map(|&i| lm.tokenizer.token_text(i))
-        .collect();
-    let mut heads = vec![vec![0.0; c.n_heads]; c.n_layers];
-    let mut used = 0;
-    for (i, (clean, corrupted)) in pairs.iter().enumerate() {
+    let total = pairs.pairs.len() + 1;
+    let mut skipped = Vec::new();
+    let skip = |clean: &P1Prompt, corrupted: &P1Prompt, reason: String| SkippedPair {
+        clean: clean.prompt.clone(),
+        corrupted: corrupted.prompt.clone(),
+        reason,
+    };
+    let mut raw = vec![vec![0.0; c.n_heads]; c.n_layers];
+    let (mut sum_clean, mut sum_corrupted, mut used) = (0.0, 0.0, 0usize);
+    for (i, (clean, corrupted)) in pairs.pairs.iter().enumerate() {
         let (cb, xb) = batches(clean, corrupted)?;
-        let opts = SweepOptions {
-            batch_size: cfg.batch_size.max(1) * 2,
-            progress: None,
-        };
-        match patch_sweep(
+        let r = patch_sweep(
             &lm.model,
             &cb,
             &xb,
             PatchTarget::HeadZ,
             PatchGrid::LayerHead,
             metric_of(clean, corrupted),
-            opts,
-        ) {
-            Ok(r) => {
-                for (acc, row) in heads.iter_mut().zip(&r.values) {
-                    for (a, v) in acc.iter_mut().zip(row) {
-                        *a += v;
-                    }
+            opts(),
+        )?;
+        if r.values
+            .iter()
+            .flatten()
+            .chain([&r.clean, &r.corrupted])
+            .all(|v| v.is_finite())
+        {
+            for (acc, row) in raw.iter_mut().zip(&r.values) {
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v;
                 }
-                used += 1;
             }
-            // A pair whose clean and corrupted logit differences coincide has no normalised score.
-            Err(lantern_engine::Error::Invalid(_)) => {}
-            Err(e) => return Err(e.into()),
+            sum_clean += r.clean;
+            sum_corrupted += r.corrupted;
+            used += 1;
+        } else {
+            skipped.push(skip(clean, corrupted, "non-finite logit difference".into()));
         }
-        progress(i + 2, total);
+        progress(i + 1, total);
     }
     if used == 0 {
-        bail!("no pair gave a usable head patching map");
+        bail!(
+            "no pair gave a usable head patching map ({} skipped: {})",
+            skipped.len(),
+            skipped.first().map_or("", |s| s.reason.as_str())
+        );
     }
-    heads.iter_mut().flatten().for_each(|v| *v /= used as f64);
+    let (mc, mx) = (sum_clean / used as f64, sum_corrupted / used as f64);
+    if (mc - mx).abs() < MIN_GAP {
+        bail!(
+            "the mean clean and corrupted logit differences coincide ({mc:.3e} vs {mx:.3e} over {used} pairs): no patching map can be normalised"
+        );
+    }
+    let heads = raw
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| (v / used as f64 - mx) / (mc - mx))
+                .collect()
+        })
+        .collect();
+
+    // resid_pre of the first pair whose own gap can be normalised by.
+    let mut resid = None;
+    for (clean, corrupted) in &pairs.pairs {
+        let (cb, xb) = batches(clean, corrupted)?;
+        let mut r = patch_sweep(
+            &lm.model,
+            &cb,
+            &xb,
+            PatchTarget::ResidPre,
+            PatchGrid::LayerPosition,
+            metric_of(clean, corrupted),
+            opts(),
+        )?;
+        let gap = r.clean - r.corrupted;
+        if gap.abs() < MIN_GAP || !gap.is_finite() {
+            continue;
+        }
+        for v in r.values.iter_mut().flatten() {
+            *v = (*v - r.corrupted) / gap;
+        }
+        let tokens = cb
+            .row(0)
+            .iter()
+            .map(|&i| lm.tokenizer.token_text(i))
+            .collect();
+        resid = Some((r, tokens));
+        break;
+    }
+    progress(total, total);
+    let (resid_pre, resid_pre_tokens) =
+        resid.context("no pair has distinct clean and corrupted logit differences")?;
     Ok(Patching {
         resid_pre,
         resid_pre_tokens,
         heads,
+        raw_clean: mc,
+        raw_corrupted: mx,
         pairs: used,
+        pairs_skipped: skipped,
+        prompts_without_pair: pairs.prompts_without_pair.clone(),
     })
 }
 
@@ -488,10 +633,55 @@ pub fn head_sweep(
 pub struct P1Report {
     pub model: String,
     pub n_prompts: usize,
+    /// Prompts heads were chosen on / evaluated on.
+    pub n_selection: usize,
+    pub n_held_out: usize,
+    pub seed: u64,
+    /// The swept head whose sweep reached the highest in-context rate (held-out prompts).
+    pub best_single_head: Option<BestHead>,
     pub baseline: Baseline,
     pub heads: HeadAttribution,
     pub patching: Patching,
     pub sweeps: Vec<HeadSweep>,
+}
+
+/// The best single-head intervention: the highest held-out in-context rate over every swept
+/// head and alpha (alpha = 1, the unscaled model, excluded).
+#[derive(Debug, Clone, Serialize)]
+pub struct BestHead {
+    pub layer: usize,
+    pub head: usize,
+    pub role: String,
+    pub alpha: f64,
+    pub in_context: f64,
+    pub in_context_ci: [f64; 2],
+    pub n: usize,
+    /// The unscaled model's in-context rate on the same prompts, for comparison.
+    pub baseline_in_context: f64,
+    pub baseline_in_context_ci: [f64; 2],
+}
+
+/// Picks [`BestHead`] (ties: first in sweep order).
+pub fn best_single_head(sweeps: &[HeadSweep], baseline: &AlphaPoint) -> Option<BestHead> {
+    let mut best: Option<BestHead> = None;
+    for s in sweeps {
+        for p in s.points.iter().filter(|p| p.alpha != 1.0) {
+            if best.as_ref().is_none_or(|b| p.in_context > b.in_context) {
+                best = Some(BestHead {
+                    layer: s.layer,
+                    head: s.head,
+                    role: s.role.clone(),
+                    alpha: p.alpha,
+                    in_context: p.in_context,
+                    in_context_ci: p.in_context_ci,
+                    n: p.n,
+                    baseline_in_context: baseline.in_context,
+                    baseline_in_context_ci: baseline.in_context_ci,
+                });
+            }
+        }
+    }
+    best
 }
 
 /// One `[layer][head]` attribution map and what it measures: what `lantern heads` prints and

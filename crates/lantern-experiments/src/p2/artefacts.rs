@@ -212,3 +212,125 @@ pub fn interaction_heatmap(dir: &ResultsDir, stem: &str, r: &TemplateReport) -> 
     )?;
     Ok(())
 }
+
+/// The protocol's figures: `counterbalanced_<stem>` per template (values in each order and
+/// their mean), `noise_share` (observed against the exchangeable null), `responsiveness` (when
+/// checked) and `framing` (when frames are given).
+pub fn protocol_figures(dir: &ResultsDir, r: &super::P2Report) -> Result<()> {
+    for t in &r.templates {
+        let stem = std::path::Path::new(&t.template)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("template");
+        let order_names = ["original order", "A/B swapped"];
+        let mut groups: Vec<BarGroup> = t
+            .values_by_order
+            .iter()
+            .zip(order_names)
+            .map(|(v, name)| BarGroup::new(name, v.clone()))
+            .collect();
+        if t.values_by_order.len() > 1 {
+            groups.push(BarGroup::new("mean of orders", t.values_mean.clone()));
+        }
+        let opts = BarOptions::new(
+            PlotOptions::new(format!("Exact Shapley values by option order: {stem}"))
+                .x_label("component")
+                .y_label("Shapley value (p of the option's content)")
+                .size(1100, 650),
+        );
+        grouped_bar_chart(
+            &t.players,
+            &groups,
+            &opts,
+            dir.path(&format!("counterbalanced_{stem}")),
+        )?;
+    }
+    let stems: Vec<String> = r
+        .templates
+        .iter()
+        .map(|t| {
+            std::path::Path::new(&t.template)
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("template")
+                .to_string()
+        })
+        .collect();
+    let groups = [
+        BarGroup::new(
+            "observed (mean of orders)",
+            r.templates
+                .iter()
+                .map(|t| 100.0 * t.noise_null_mean.share)
+                .collect(),
+        ),
+        BarGroup::new(
+            "exchangeable null (k/n)",
+            r.templates
+                .iter()
+                .map(|t| 100.0 * t.noise_null_mean.null_share)
+                .collect(),
+        ),
+    ];
+    let opts = BarOptions::new(
+        PlotOptions::new("Share of |Shapley| taken by no-information components")
+            .x_label("template")
+            .y_label("noise share (%)")
+            .y_range(0.0, 100.0)
+            .size(1000, 600),
+    );
+    grouped_bar_chart(&stems, &groups, &opts, dir.path("noise_share"))?;
+
+    if r.templates.iter().any(|t| !t.responsiveness.is_empty()) {
+        let (mut cats, mut before, mut after) = (Vec::new(), Vec::new(), Vec::new());
+        for (t, stem) in r.templates.iter().zip(&stems) {
+            for x in &t.responsiveness {
+                cats.push(format!("{stem} ({})", x.order));
+                before.push(100.0 * x.p_chosen);
+                after.push(100.0 * x.p_chosen_swapped_attribute);
+            }
+        }
+        let player = &r.templates[0].responsiveness[0].player;
+        let groups = [
+            BarGroup::new("as written", before),
+            BarGroup::new(format!("`{player}` values exchanged"), after),
+        ];
+        let opts = BarOptions::new(
+            PlotOptions::new(format!(
+                "Responsiveness: exchanging the {player} values must move the choice"
+            ))
+            .x_label("template (order)")
+            .y_label("p(chosen option's content) (%)")
+            .y_range(0.0, 100.0)
+            .size(1100, 600),
+        );
+        grouped_bar_chart(&cats, &groups, &opts, dir.path("responsiveness"))?;
+    }
+
+    if let Some(f) = &r.framing {
+        let mut labels: Vec<String> = f
+            .differences
+            .iter()
+            .map(|d| {
+                let g = std::path::Path::new(&d.gain)
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or("gain");
+                format!("{g} ({})", ["original", "swapped"][d.order.min(1)])
+            })
+            .collect();
+        let mut values: Vec<f64> = f.differences.iter().map(|d| 100.0 * d.difference).collect();
+        let mut errors = vec![0.0; values.len()];
+        labels.push("mean (95% t interval)".into());
+        values.push(100.0 * f.gain_minus_loss);
+        errors.push(f.ci95.map_or(0.0, |ci| 100.0 * (ci[1] - ci[0]) / 2.0));
+        let opts = BarOptions::new(
+            PlotOptions::new("Framing: p(sure option | gain frame) − p(sure option | loss frame)")
+                .x_label("paraphrase (order)")
+                .y_label("difference (percentage points)")
+                .size(1000, 600),
+        );
+        bar_chart(&labels, &values, Some(&errors), &opts, dir.path("framing"))?;
+    }
+    Ok(())
+}

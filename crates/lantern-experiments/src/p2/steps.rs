@@ -35,6 +35,9 @@ fn default_batch() -> usize {
 fn default_absent() -> String {
     "remove".into()
 }
+fn default_true() -> bool {
+    true
+}
 
 /// The `[p2]` table of an experiment file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,6 +71,29 @@ pub struct P2Config {
     /// Requests per forward batch (default 16).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// The A/B-swapped version of each template (same order and players): counterbalancing.
+    /// Each is scored on the other option, so both orders measure the same option's content.
+    #[serde(default)]
+    pub swapped_templates: Vec<PathBuf>,
+    /// The responsiveness check run before attribution: exchanging two strings inside one
+    /// player (e.g. the prices) must move the choice.
+    #[serde(default)]
+    pub informative: Option<InformativeSwap>,
+    /// The frame of each template (`gain` or `loss`; same order as `templates`): the framing
+    /// effect is the mean gain − loss difference of p(chosen) over matched pairs.
+    #[serde(default)]
+    pub frames: Vec<String>,
+    /// Wrap prompts in the model's chat template when it has one (default true).
+    #[serde(default = "default_true")]
+    pub chat_template: bool,
+}
+
+/// Two strings exchanged inside one player's text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InformativeSwap {
+    pub player: String,
+    pub swap: [String; 2],
 }
 
 impl P2Config {
@@ -109,6 +135,14 @@ pub struct TemplateReport {
     /// Σ|φ| of the no-information players / Σ|φ| of all players.
     pub noise_share: f64,
     pub noise_players: Vec<String>,
+    /// The noise share against exchangeable components (exact permutation test).
+    pub noise_null: crate::p2::protocol::NoiseNull,
+    /// Which option's probability is the value (1 − the configured one in a swapped order).
+    pub chosen: usize,
+    /// `original` or `swapped` (A/B labels exchanged).
+    pub order: String,
+    /// Whether the model's chat template wrapped the prompt.
+    pub chat_template: bool,
 }
 
 /// Exact Shapley values of one template with the model, plus the estimator comparison.
@@ -118,8 +152,21 @@ pub fn analyse_template(
     path: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<TemplateReport> {
-    let template =
-        Template::from_file(path).with_context(|| format!("template {}", path.display()))?;
+    let t = crate::p2::protocol::load_template(lm, cfg, path, None)?;
+    analyse_parsed(lm, cfg, path, t, cfg.chosen, "original", progress)
+}
+
+/// [`analyse_template`] of a parsed (possibly chat-wrapped or swapped) template, scored on
+/// option `chosen`.
+pub fn analyse_parsed(
+    lm: &LoadedModel,
+    cfg: &P2Config,
+    path: &Path,
+    (template, chat): (Template, bool),
+    chosen: usize,
+    order: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<TemplateReport> {
     let absent: Absent = cfg.absent.parse()?;
     let names = template.player_names();
     for p in &cfg.noise_players {
@@ -133,7 +180,8 @@ pub fn analyse_template(
     }
     let mut scorer = EngineScorer::new(lm);
     scorer.batch_size = cfg.batch_size;
-    let game = PromptGame::new(template, absent, cfg.value_kind()?, scorer)?;
+    let value = ValueKind::from_name(&cfg.value, cfg.target.clone(), cfg.options.clone(), chosen)?;
+    let game = PromptGame::new(template, absent, value, scorer)?;
     // Many coalitions per call let the scorer sort them into batches with long shared prefixes.
     let mut memo = MemoGame::new(game, COALITIONS_PER_CALL)?;
     let start = Instant::now();
@@ -218,7 +266,13 @@ pub fn analyse_template(
         .map(|(_, v)| v.abs())
         .sum();
     let all: f64 = exact_result.values.iter().map(|v| v.abs()).sum();
+    let noise_null =
+        crate::p2::protocol::noise_null(&names, &exact_result.values, &cfg.noise_players);
     Ok(TemplateReport {
+        noise_null,
+        chosen,
+        order: order.to_string(),
+        chat_template: chat,
         template: path.display().to_string(),
         seconds_exact,
         forwards,
