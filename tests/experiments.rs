@@ -392,3 +392,53 @@ fn engine_scorer_is_exact_on_every_coalition_of_a_template() {
         }
     }
 }
+
+/// figures/README.md cites committed results: every figure it names exists (SVG and PNG) and
+/// every number in its tables equals the JSON value its `source` cell points to.
+#[test]
+fn figures_readme_agrees_with_committed_results() {
+    let root = repo_root().join("figures");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let num = |s: &str| -> Vec<f64> {
+        s.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+            .filter_map(|t| t.parse().ok())
+            .collect()
+    };
+    let (mut rows, mut figures) = (0, 0);
+    for line in readme.lines() {
+        if let Some(rest) = line.strip_prefix("Figures (`") {
+            let (dir, list) = rest.split_once("`):").unwrap();
+            for name in list.split('`').skip(1).step_by(2) {
+                for ext in ["svg", "png"] {
+                    let p = root.join(dir).join(format!("{name}.{ext}"));
+                    assert!(
+                        p.is_file(),
+                        "{} named in figures/README.md is missing",
+                        p.display()
+                    );
+                }
+                figures += 1;
+            }
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        let Some(source) = cells.iter().find(|c| c.contains(".json#/")) else {
+            continue;
+        };
+        let refs: Vec<&str> = source.split('`').skip(1).step_by(2).collect();
+        let (file, ptr) = refs[0].split_once('#').unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join(file)).unwrap()).unwrap();
+        let shown = num(cells[4]);
+        let value = json.pointer(ptr).and_then(|v| v.as_f64()).unwrap();
+        assert!((shown[0] - value).abs() < 6e-4, "{line}: {value}");
+        if let Some(ci) = refs.get(1).and_then(|r| r.strip_prefix("ci:#")) {
+            let ci = json.pointer(ci).unwrap().as_array().unwrap();
+            for (s, v) in shown[1..3].iter().zip(ci) {
+                assert!((s - v.as_f64().unwrap()).abs() < 6e-4, "{line}: interval");
+            }
+        }
+        rows += 1;
+    }
+    assert!(rows >= 3 && figures >= 7, "{rows} rows, {figures} figures");
+}
