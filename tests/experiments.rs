@@ -124,6 +124,12 @@ fn p1_bad_template_and_data_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("country"), "{e}");
+    // A split that leaves no held-out prompt is refused before anything runs.
+    cfg.template = p1::P1Config::default_template_for_tests();
+    cfg.n_prompts = 1;
+    let one = p1::build_prompts(&cfg, &caps, &lm.tokenizer).unwrap();
+    let e = p1::split_prompts(&cfg, &one).unwrap_err().to_string();
+    assert!(e.contains("held out"), "{e}");
     let e = toml::from_str::<p1::P1Config>("data = 'x'\nunknown_key = 3")
         .unwrap_err()
         .to_string();
@@ -192,6 +198,8 @@ fn p2_pipeline_on_a_tiny_model() {
         r#"
         templates = ["framing.txt"]
         noise_players = ["politeness"]
+        # The fixture's vocabulary splits " B" in two; options must be single tokens.
+        options = ["A", "B"]
         budgets = [18, 32]
         seeds = 2
         "#,
@@ -226,6 +234,13 @@ fn p2_pipeline_on_a_tiny_model() {
     ] {
         assert!(out.join(format!("{fig}.png")).is_file(), "{fig}");
     }
+    let mut two_tokens = cfg.clone();
+    two_tokens.options = vec![" A".into(), " B".into()];
+    let e = lantern_experiments::p2::run_all(&lm, &two_tokens, &out, &out.join("x"), &bar)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not one"), "{e}");
+    assert!(!out.join("x").exists(), "a refused run writes nothing");
     let mut bad = cfg.clone();
     bad.noise_players = vec!["nobody".into()];
     assert!(

@@ -235,3 +235,35 @@ pub fn alpha_sweep(
     }
     Ok(points)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_interval_matches_the_textbook_values() {
+        let [lo, hi] = wilson_interval(0, 10);
+        assert!(lo == 0.0 && (hi - 0.2775).abs() < 1e-4, "{lo} {hi}");
+        let [lo, hi] = wilson_interval(5, 10);
+        assert!((lo - 0.2366).abs() < 1e-4 && (hi - 0.7634).abs() < 1e-4);
+        assert_eq!(wilson_interval(0, 0), [0.0, 1.0]);
+    }
+
+    #[test]
+    fn other_answers_are_sorted_into_kinds() {
+        let p = RecallPrompt {
+            prompt: "The capital of Peru is Oslo. Q: What is the capital of Peru? A:".into(),
+            in_context: "Oslo".into(),
+            memorized: "Lima".into(),
+        };
+        let cities = vec!["Oslo".to_string(), "Lima".into(), "Rome".into()];
+        assert_eq!(other_kind(" \n", &p, &cities), OtherKind::Empty);
+        assert_eq!(other_kind(" Rome.", &p, &cities), OtherKind::AnotherCity);
+        assert_eq!(other_kind("\nA:", &p, &cities), OtherKind::RepeatsPrompt);
+        assert_eq!(other_kind(" ## $$ %% 12", &p, &cities), OtherKind::Broken);
+        assert_eq!(
+            other_kind(" I do not know", &p, &cities),
+            OtherKind::OtherText
+        );
+    }
+}

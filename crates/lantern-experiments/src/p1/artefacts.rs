@@ -271,12 +271,11 @@ pub fn patching_figures(p: &Patching, dir: &ResultsDir) -> Result<()> {
     Ok(())
 }
 
+/// A rate and its interval read from a point.
+type RateWithInterval = fn(&AlphaPoint) -> (f64, [f64; 2]);
+
 /// One answer rate (%) against alpha with its 95% Wilson band.
-fn banded_series(
-    name: impl Into<String>,
-    points: &[AlphaPoint],
-    rate: fn(&AlphaPoint) -> (f64, [f64; 2]),
-) -> Series {
+fn banded_series(name: impl Into<String>, points: &[AlphaPoint], rate: RateWithInterval) -> Series {
     let pct: Vec<(f64, [f64; 2])> = points.iter().map(rate).collect();
     Series::new(
         name,
@@ -295,7 +294,7 @@ pub fn sweeps_chart(sweeps: &[HeadSweep], n_prompts: usize, dir: &ResultsDir) ->
     if sweeps.is_empty() {
         return Ok(());
     }
-    let charts: [(&str, &str, fn(&AlphaPoint) -> (f64, [f64; 2])); 2] = [
+    let charts: [(&str, &str, RateWithInterval); 2] = [
         ("alpha_sweep", "in-context", |p| {
             (p.in_context, p.in_context_ci)
         }),

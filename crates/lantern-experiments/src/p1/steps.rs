@@ -89,6 +89,13 @@ pub struct P1Config {
     pub sweep_heads: usize,
 }
 
+impl P1Config {
+    /// The paper's Q/A template (the default of `template`).
+    pub fn default_template_for_tests() -> String {
+        default_template()
+    }
+}
+
 /// The prompts split in two: heads are chosen on `selection` and evaluated on `held_out`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PromptSplit {
