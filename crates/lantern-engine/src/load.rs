@@ -246,6 +246,19 @@ mod tests {
     }
 
     #[test]
+    fn a_name_that_is_no_file_and_no_known_model_lists_the_known_ones() {
+        let err = load("qwen2.5-coder-7b", &LoadOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("qwen2.5-coder-7b"), "{err}");
+        assert!(err.contains("not a known model name"), "{err}");
+        for m in crate::models::aliases() {
+            assert!(err.contains(&m.alias), "{err}");
+        }
+    }
+
+    #[test]
     fn the_model_cache_is_in_the_user_cache_folder_of_each_platform() {
         let dir = |pairs, os| model_cache_dir_from(vars(pairs), os).unwrap();
         let linux = [("HOME", "/home/u")];
