@@ -81,6 +81,8 @@ fn hex(bytes: &[u8]) -> String {
 pub struct Merged {
     pub command: String,
     pub json: serde_json::Value,
+    /// `json` as the unsharded command's `--json` prints it (without the final newline).
+    pub text: String,
     pub parts: usize,
     pub units: usize,
 }
@@ -114,13 +116,23 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<Merged> {
         ),
     };
     let table = collect_units(&parts, &expected)?;
-    let json = match first.header.command.as_str() {
-        "patch" => patch::merged_json(&first.header, &table)?,
-        _ => shapley::merged_json(&first.header, &table)?,
+    // The text as the unsharded command prints it: its own struct's field order for Shapley,
+    // a JSON value's (sorted keys) for patching.
+    let (json, text) = match first.header.command.as_str() {
+        "patch" => {
+            let json = patch::merged_json(&first.header, &table)?;
+            let text = serde_json::to_string_pretty(&json)?;
+            (json, text)
+        }
+        _ => {
+            let r = shapley::merged_result(&first.header, &table)?;
+            (serde_json::to_value(&r)?, serde_json::to_string_pretty(&r)?)
+        }
     };
     Ok(Merged {
         command: first.header.command.clone(),
         json,
+        text,
         parts: parts.len(),
         units: table.len(),
     })

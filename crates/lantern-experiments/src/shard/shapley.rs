@@ -129,8 +129,8 @@ pub fn expected_blocks(header: &Header) -> Result<Vec<Vec<String>>> {
         .collect())
 }
 
-/// What `lantern shapley --json` prints, from the merged values.
-pub fn merged_json(header: &Header, units: &HashMap<String, Value>) -> Result<Value> {
+/// The result `lantern shapley` computes, from the merged values.
+pub fn merged_result(header: &Header, units: &HashMap<String, Value>) -> Result<ShapleyResult> {
     let (names, method, opts) = from_header(header)?;
     let mut table = HashMap::new();
     for (u, v) in units {
@@ -140,7 +140,7 @@ pub fn merged_json(header: &Header, units: &HashMap<String, Value>) -> Result<Va
             .with_context(|| format!("coalition {u}'s value {v} is not a number"))?;
         table.insert(bits, v);
     }
-    Ok(serde_json::to_value(replay(&names, method, &opts, &table)?)?)
+    replay(&names, method, &opts, &table)
 }
 
 /// Runs `shard`'s blocks of the plan on `game` into the part file `out`. `options` (the
