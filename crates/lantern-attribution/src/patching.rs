@@ -533,7 +533,10 @@ pub fn patch_sweep_blocks(
             None => baselines(model, clean, corrupted, target, &metric, group)?,
         };
         (m_clean, m_corrupted) = (c, k);
-        for &b in chosen.iter().filter(|&&b| group.contains(&plan[b][0].layer)) {
+        for &b in chosen
+            .iter()
+            .filter(|&&b| group.contains(&plan[b][0].layer))
+        {
             let chunk = &plan[b];
             let layer = chunk[0].layer;
             let point = HookPoint::block(layer, kind);

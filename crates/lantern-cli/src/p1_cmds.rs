@@ -140,7 +140,8 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         pb.set_position(done as u64);
     };
     if let Some(shard) = part {
-        let job = crate::shard_cmd::patch_job(&a, &lm, &clean, &corrupted, target_point, grid, metric);
+        let job =
+            crate::shard_cmd::patch_job(&a, &lm, &clean, &corrupted, target_point, grid, metric);
         return crate::shard_cmd::patch_part(&a, &lm, &job, shard, &mut tick);
     }
     let start = std::time::Instant::now();

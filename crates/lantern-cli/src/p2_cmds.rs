@@ -103,7 +103,9 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
             if let Some(shard) = part {
                 let mut game = PromptGame::new(template, absent, value, scorer)?;
                 let source = format!("{url} {}", a.server_model.as_deref().unwrap_or(""));
-                return crate::shard_cmd::shapley_part(&a, &mut game, &source, method, &opts, shard, &mut tick);
+                return crate::shard_cmd::shapley_part(
+                    &a, &mut game, &source, method, &opts, shard, &mut tick,
+                );
             }
             run(template, absent, value, scorer, method, &opts, &mut tick)?
         }
@@ -115,7 +117,9 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
             scorer.batch_size = a.batch_size;
             if let Some(shard) = part {
                 let mut game = PromptGame::new(template, absent, value, scorer)?;
-                return crate::shard_cmd::shapley_part(&a, &mut game, &lm.source, method, &opts, shard, &mut tick);
+                return crate::shard_cmd::shapley_part(
+                    &a, &mut game, &lm.source, method, &opts, shard, &mut tick,
+                );
             }
             run(template, absent, value, scorer, method, &opts, &mut tick)?
         }

@@ -49,8 +49,8 @@ pub fn model_sha256(source: &str) -> Result<String> {
     let path = Path::new(source);
     let mut h = Sha256::new();
     let mut add_file = |p: &Path| -> Result<()> {
-        let mut f =
-            std::fs::File::open(p).with_context(|| format!("hashing model file {}", p.display()))?;
+        let mut f = std::fs::File::open(p)
+            .with_context(|| format!("hashing model file {}", p.display()))?;
         std::io::copy(&mut f, &mut h).with_context(|| format!("hashing {}", p.display()))?;
         Ok(())
     };

@@ -64,7 +64,10 @@ impl Header {
         let show = |v: &Value| {
             let s = v.to_string();
             if s.len() > 80 {
-                format!("{}…", &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)])
+                format!(
+                    "{}…",
+                    &s[..s.char_indices().nth(77).map_or(s.len(), |(i, _)| i)]
+                )
             } else {
                 s
             }
@@ -244,9 +247,12 @@ impl PartWriter {
             Some(text) => {
                 let (old, records, torn) = parse(path, &text, true)?;
                 if old != *header {
-                    let why = header
-                        .difference(&old)
-                        .unwrap_or_else(|| format!("shard {}/{} vs {}/{}", old.shard, old.shards, header.shard, header.shards));
+                    let why = header.difference(&old).unwrap_or_else(|| {
+                        format!(
+                            "shard {}/{} vs {}/{}",
+                            old.shard, old.shards, header.shard, header.shards
+                        )
+                    });
                     bail!(
                         "{} holds another sweep's part ({why}); remove it or choose another --out",
                         path.display()

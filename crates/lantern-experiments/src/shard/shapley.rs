@@ -134,7 +134,9 @@ pub fn merged_result(header: &Header, units: &HashMap<String, Value>) -> Result<
     let (names, method, opts) = from_header(header)?;
     let mut table = HashMap::new();
     for (u, v) in units {
-        let bits: u64 = u.parse().with_context(|| format!("unit `{u}` is not a coalition"))?;
+        let bits: u64 = u
+            .parse()
+            .with_context(|| format!("unit `{u}` is not a coalition"))?;
         let v = v
             .as_f64()
             .with_context(|| format!("coalition {u}'s value {v} is not a number"))?;

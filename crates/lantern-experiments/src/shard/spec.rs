@@ -96,9 +96,15 @@ mod tests {
 
     #[test]
     fn parses_and_refuses() {
-        assert_eq!(ShardSpec::parse("2/4").unwrap(), ShardSpec { index: 2, count: 4 });
+        assert_eq!(
+            ShardSpec::parse("2/4").unwrap(),
+            ShardSpec { index: 2, count: 4 }
+        );
         let e = format!("{:#}", ShardSpec::parse("5/4").unwrap_err());
-        assert!(e.contains("5/4") && e.contains("not below the shard count 4"), "{e}");
+        assert!(
+            e.contains("5/4") && e.contains("not below the shard count 4"),
+            "{e}"
+        );
         let e = format!("{:#}", ShardSpec::parse("0/0").unwrap_err());
         assert!(e.contains("at least 1"), "{e}");
         assert!(ShardSpec::parse("1").is_err());
