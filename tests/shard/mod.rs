@@ -126,6 +126,23 @@ fn merged_shards_print_exactly_what_one_run_prints() {
         assert_eq!(merge_json(&parts), whole, "{method} in 3 shards");
     }
 
+    // P1's α sweep: one α per unit.
+    let config = p1_config(&dir, "n_prompts = 3", "max_new_tokens = 3");
+    let scale: Vec<String> = [
+        "scale",
+        &m,
+        "--config",
+        config.to_str().unwrap(),
+        "--head",
+        "1.0",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
+    let whole = run_ok(&scale, &["--json"]);
+    let parts = shards(&scale, &dir, "scale", 3);
+    assert_eq!(merge_json(&parts), whole, "scale in 3 shards");
+
     // Without --shard, a Slurm array task's variables pick the shard (ids 1..=2 here).
     let args = shapley_args(&m, &template, "exact");
     let parts: Vec<PathBuf> = (1..=2)
@@ -320,4 +337,57 @@ fn bad_shards_and_parts_are_refused_by_name() {
         text,
         "left as it was"
     );
+}
+
+#[test]
+fn devices_are_parsed_and_a_gpu_without_the_cuda_build_is_named() {
+    let dir = scratch("shard-device");
+    let m = model();
+    let run = |device: &str| {
+        let (ok, _, err) = lantern(&["run", &m, "--prompt", "Hi", "--device", device]);
+        (ok, err)
+    };
+    assert!(run("cpu").0);
+    let (ok, e) = run("gpu");
+    assert!(
+        !ok && e.contains("unknown device `gpu`") && e.contains("cuda:N"),
+        "{e}"
+    );
+    let (ok, e) = run("cuda:x");
+    assert!(!ok && e.contains("unknown device `cuda:x`"), "{e}");
+    if !cfg!(feature = "cuda") {
+        let (ok, e) = run("cuda:1");
+        assert!(
+            !ok && e.contains("`cuda:1`") && e.contains("--features cuda"),
+            "{e}"
+        );
+    }
+    // An experiment file's device and dtype keys reach the model loader (and the flags
+    // override them).
+    let file = p1_config(&dir, "[p1]", "device = \"tpu\"\ndtype = \"f64\"\n\n[p1]");
+    let f = file.to_str().unwrap();
+    let (ok, _, e) = lantern(&["experiment", f, "--model", &m, "--quiet"]);
+    assert!(!ok && e.contains("unknown dtype `f64`"), "{e}");
+    let (ok, _, e) = lantern(&["experiment", f, "--model", &m, "--dtype", "f32", "--quiet"]);
+    assert!(!ok && e.contains("unknown device `tpu`"), "{e}");
+}
+
+/// The repository's P1 experiment file with its data path made absolute and `from` replaced by
+/// `to`, written into `dir`.
+fn p1_config(dir: &Path, from: &str, to: &str) -> PathBuf {
+    let root = crate::common::repo_root();
+    let text = std::fs::read_to_string(root.join("experiments/p1_capitals.toml"))
+        .unwrap()
+        .replace(from, to)
+        .replace("max_new_tokens = 15", "max_new_tokens = 3")
+        .replace(
+            "data/capitals.csv",
+            &root
+                .join("experiments/data/capitals.csv")
+                .display()
+                .to_string(),
+        );
+    let file = dir.join("p1.toml");
+    std::fs::write(&file, text).unwrap();
+    file
 }

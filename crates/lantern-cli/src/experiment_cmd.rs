@@ -36,8 +36,14 @@ pub fn experiment(a: ExperimentArgs) -> Result<()> {
     let model = ModelArgs {
         model_pos: None,
         model: a.model.or(file.model.clone()),
-        dtype: a.dtype.or(file.dtype.clone()).unwrap_or_else(|| "f32".into()),
-        device: a.device.or(file.device.clone()).unwrap_or_else(|| "cpu".into()),
+        dtype: a
+            .dtype
+            .or(file.dtype.clone())
+            .unwrap_or_else(|| "f32".into()),
+        device: a
+            .device
+            .or(file.device.clone())
+            .unwrap_or_else(|| "cpu".into()),
         quiet: a.quiet,
     };
     let lm = model.load_checked()?;

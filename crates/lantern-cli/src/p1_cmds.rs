@@ -228,11 +228,15 @@ pub struct ScaleArgs {
     pub scale_bias: bool,
     #[arg(long)]
     pub json: bool,
+    /// A results folder, or PART.jsonl: this shard's αs, one JSON line each (`lantern merge`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: crate::shard_cmd::ShardArgs,
 }
 
 pub fn scale(a: ScaleArgs) -> Result<()> {
+    let part = a.shard.part(a.out.as_deref())?;
     let lm = a.model.load_checked()?;
     let (file, mut cfg) = p1_config(&a.config)?;
     if let Some(alphas) = &a.alphas {
@@ -256,6 +260,20 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         stop_strings: cfg.stop.clone(),
         ..Default::default()
     };
+    if let Some(shard) = part {
+        let job = lantern_experiments::shard::scale::ScaleJob {
+            lm: &lm,
+            prompts: &recall,
+            heads,
+            alphas: cfg.alphas.clone(),
+            scale_bias: cfg.scale_bias,
+            gen,
+            batch_size: cfg.batch_size,
+        };
+        return crate::shard_cmd::scale_part(&a, &job, shard, &mut |d, _| {
+            pb.set_position(d as u64)
+        });
+    }
     let points = lantern_attribution::alpha_sweep(
         &lm.model,
         &lm.tokenizer,

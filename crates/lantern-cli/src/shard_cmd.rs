@@ -12,7 +12,7 @@ use lantern_experiments::shard::{self, patch::PatchJob, ShardSpec};
 use lantern_shapley::{Game, Method, RunOptions};
 use serde_json::json;
 
-use crate::p1_cmds::PatchArgs;
+use crate::p1_cmds::{PatchArgs, ScaleArgs};
 use crate::p2_cmds::ShapleyArgs;
 
 #[derive(Args, Debug, Clone)]
@@ -144,6 +144,24 @@ pub fn shapley_part(
         "device": device_kind(&a.model.device),
     });
     let s = shard::shapley::run_part(game, method, opts, model_source, options, shard, out, tick)?;
+    report(shard, out, s);
+    Ok(())
+}
+
+pub fn scale_part(
+    a: &ScaleArgs,
+    job: &shard::scale::ScaleJob,
+    shard: ShardSpec,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let out = a.out.as_deref().context("a part file is given")?;
+    let config = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    let options = json!({
+        "config": config, "heads": a.heads, "alphas": job.alphas, "scale_bias": job.scale_bias,
+        "dtype": a.model.dtype, "device": device_kind(&a.model.device),
+    });
+    let s = shard::scale::run_part(job, options, shard, out, tick)?;
     report(shard, out, s);
     Ok(())
 }

@@ -32,6 +32,7 @@
 
 mod part;
 pub mod patch;
+pub mod scale;
 pub mod shapley;
 mod spec;
 
@@ -72,7 +73,7 @@ pub fn model_sha256(source: &str) -> Result<String> {
     Ok(hex(&h.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -110,6 +111,7 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<Merged> {
     let expected = match first.header.command.as_str() {
         "patch" => patch::expected_blocks(&first.header)?,
         "shapley" => shapley::expected_blocks(&first.header)?,
+        "scale" => scale::expected_blocks(&first.header)?,
         other => bail!(
             "{}: unknown command `{other}` in the header",
             first.path.display()
@@ -119,8 +121,11 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<Merged> {
     // The text as the unsharded command prints it: its own struct's field order for Shapley,
     // a JSON value's (sorted keys) for patching.
     let (json, text) = match first.header.command.as_str() {
-        "patch" => {
-            let json = patch::merged_json(&first.header, &table)?;
+        "patch" | "scale" => {
+            let json = match first.header.command.as_str() {
+                "patch" => patch::merged_json(&first.header, &table)?,
+                _ => scale::merged_json(&first.header, &table)?,
+            };
             let text = serde_json::to_string_pretty(&json)?;
             (json, text)
         }
