@@ -127,7 +127,7 @@ fn merged_shards_print_exactly_what_one_run_prints() {
     }
 
     // P1's α sweep: one α per unit.
-    let config = p1_config(&dir, "n_prompts = 3", "max_new_tokens = 3");
+    let config = p1_config(&dir, "n_prompts = 100", "n_prompts = 3");
     let scale: Vec<String> = [
         "scale",
         &m,
