@@ -214,7 +214,7 @@ fn a_killed_shard_resumes_where_it_stopped() {
     let killed_at = lines(&part).len();
     run_ok(&args, &out);
     assert_eq!(
-        merge_json(&[part.clone()]),
+        merge_json(std::slice::from_ref(&part)),
         whole,
         "killed after {killed_at} lines"
     );
