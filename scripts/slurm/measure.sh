@@ -4,7 +4,7 @@
 #  2. exact Shapley on SmolLM2-135M vs number of players,
 #  3. one sweep split into 1, 2 and 4 shards run at once (1 thread each), wall time to merge.
 # LANTERN: the binary (default target/debug/lantern); MODEL: default models/SmolLM2-135M-Instruct.Q4_1.gguf.
-# Run under `nice -n 10`; MAX_PLAYERS (default 12) caps part 2.
+# Run under `nice -n 10`; MAX_PLAYERS (default 10) caps part 2.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 lantern="${LANTERN:-$root/target/debug/lantern}"
@@ -17,11 +17,11 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, RAYON_NUM_THREADS=$RAYON_NUM_THREADS, load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # Prompts of 4·k words: "A b c d A b c d ..." vs one changed first word.
-words() { local n=$1 s=""; for ((i = 0; i < n; i++)); do s+=" w$((i % 7))"; done; echo "${s# }"; }
+words() { local n=$1 s=""; for ((i = 0; i < n; i++)); do s+=" w$((i % 7))"; done; echo "$s"; }
 echo
 echo "| sweep | cells (layers x positions) | seconds |"
 echo "|---|---|---|"
-for n in ${PATCH_WORDS:-4 8 16 32}; do
+for n in ${PATCH_WORDS:-2 4 8 16}; do
   clean="Paris$(words "$n")" corrupted="Rome$(words "$n")"
   t0=$(now)
   "$lantern" patch "$model" --clean "$clean" --corrupted "$corrupted" --target " a" --versus " b" \
@@ -34,7 +34,7 @@ done
 echo
 echo "| Shapley exact | players | coalitions | seconds |"
 echo "|---|---|---|---|"
-for n in $(seq 2 2 "${MAX_PLAYERS:-12}"); do
+for n in $(seq 2 2 "${MAX_PLAYERS:-10}"); do
   t=""; for ((i = 0; i < n; i++)); do t+="{{p$i: Fact $i is true.}}"; done
   printf '%s Answer:' "$t" >"$work/t.txt"
   t0=$(now)
