@@ -324,6 +324,13 @@ fn bad_shards_and_parts_are_refused_by_name() {
     std::fs::write(&bad, text.replacen("\"value\":", "\"valeu\":", 1)).unwrap();
     let e = merge(&[&parts[0], &bad]);
     assert!(e.contains("bad.jsonl line 2 is corrupted"), "{e}");
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut record: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    record["value"] = "x".into();
+    lines[1] = record.to_string();
+    std::fs::write(&bad, lines.join("\n") + "\n").unwrap();
+    let e = merge(&[&parts[0], &bad]);
+    assert!(e.contains("value \"x\" is not a number"), "{e}");
     let e = run_err(
         &other,
         &["--shard", "1/2", "--out", parts[1].to_str().unwrap()],

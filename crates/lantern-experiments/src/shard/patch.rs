@@ -171,6 +171,13 @@ pub fn merged_json(header: &Header, units: &HashMap<String, Value>) -> Result<Va
         let v = units
             .get(&unit_name(&rows, &cols, (r, c)))
             .context("checked: every unit is present")?;
+        // A NaN score is written as null, as the unsharded JSON writes it.
+        if !(v.is_number() || v.is_null()) {
+            bail!(
+                "cell {}'s value {v} is not a number",
+                unit_name(&rows, &cols, (r, c))
+            );
+        }
         values[r][c] = v.clone();
     }
     Ok(report)

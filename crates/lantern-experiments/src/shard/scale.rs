@@ -103,10 +103,17 @@ pub fn merged_json(header: &Header, units: &HashMap<String, Value>) -> Result<Va
         .iter()
         .enumerate()
         .map(|(i, &a)| {
-            units
+            let v = units
                 .get(&unit_name(i, a))
                 .cloned()
-                .context("checked: every unit is present")
+                .context("checked: every unit is present")?;
+            if v["alpha"].as_f64() != Some(a) {
+                anyhow::bail!(
+                    "the point recorded for α {a} (unit {}) is not that α's: {v}",
+                    unit_name(i, a)
+                );
+            }
+            Ok(v)
         })
         .collect::<Result<_>>()?;
     report["points"] = Value::Array(points);
