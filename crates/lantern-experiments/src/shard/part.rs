@@ -212,7 +212,7 @@ fn parse(path: &Path, text: &str, lenient: bool) -> Result<(Header, Vec<Record>,
             ),
             Err(_) if lenient && i + 1 == n && torn.is_none() => torn = Some(i + 1),
             Err(e) => bail!(
-                "{} line {} is corrupted ({e}); rerun that shard to rewrite it",
+                "{} line {} is corrupted ({e}); delete the file and rerun its shard",
                 path.display(),
                 i + 1
             ),
