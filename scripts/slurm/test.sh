@@ -60,12 +60,13 @@ cleanup() {
   done
   if [[ $rc -ne 0 ]]; then
     echo "== Slurm test failed; logs:" >&2
-    tail -n 20 "$work"/*.log "$work"/parts/*.log 2>/dev/null >&2
+    tail -n 20 "$work"/*.log "$work"/parts/*.log >&2 2>/dev/null
   fi
   rm -rf "$work"
   exit $rc
 }
 trap cleanup EXIT
+trap 'echo "error: line $LINENO: \`$BASH_COMMAND\` failed" >&2' ERR
 trap 'exit 130' INT TERM
 
 host="$(hostname -s)"
