@@ -27,7 +27,12 @@ pub struct ShardArgs {
 impl ShardArgs {
     /// The shard to run when `out` is a part file (`.jsonl`), else `None`.
     pub fn part(&self, out: Option<&Path>) -> Result<Option<ShardSpec>> {
-        shard::part_output(out, self.shard.as_deref())
+        let part = shard::part_output(out, self.shard.as_deref())?;
+        if part.is_none() && std::env::var_os("SLURM_ARRAY_TASK_COUNT").is_some() {
+            // Every task of the array would run the whole sweep.
+            eprintln!("warning: in a Slurm array task without --out PART.jsonl: running the whole sweep, not a shard of it");
+        }
+        Ok(part)
     }
 }
 
