@@ -2,6 +2,7 @@
 //! a non-zero exit and no half-written output.
 
 mod common;
+mod shard;
 
 use std::process::Command;
 

@@ -17,7 +17,7 @@ pub struct ModelArgs {
     /// f32 (default), f16 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// cpu (default) or cuda (needs the `cuda` build feature).
+    /// cpu (default), cuda (GPU 0) or cuda:N (GPU N); a GPU needs the `cuda` build feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars.

@@ -107,20 +107,31 @@ impl LoadOptions {
         }
     }
 
-    /// `cpu`, or `cuda` (device 0; needs a build with the `cuda` feature).
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N` (GPU `N`); a GPU needs a build with the `cuda` feature.
     pub fn parse_device(name: &str) -> Result<Device> {
-        match name {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Device::new_cuda(0).map_err(|e| {
-                Error::invalid(format!(
-                    "opening CUDA device 0 (is this binary built with --features cuda?): {}",
-                    crate::error::without_backtrace(e)
-                ))
-            }),
-            other => Err(Error::invalid(format!(
-                "unknown device `{other}` (cpu, cuda)"
-            ))),
+        let ordinal = match name.trim() {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => 0,
+            other => match other.strip_prefix("cuda:").map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) => n,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "unknown device `{other}` (cpu, cuda, cuda:N with N a GPU number)"
+                    )))
+                }
+            },
+        };
+        if !cfg!(feature = "cuda") {
+            return Err(Error::invalid(format!(
+                "device `{name}` needs a GPU build: this lantern was built without the `cuda` feature (cargo build --release --features cuda); use --device cpu"
+            )));
         }
+        Device::new_cuda(ordinal).map_err(|e| {
+            Error::invalid(format!(
+                "opening CUDA device {ordinal}: {}",
+                crate::error::without_backtrace(e)
+            ))
+        })
     }
 }
 

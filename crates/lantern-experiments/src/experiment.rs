@@ -25,6 +25,10 @@ pub struct ExperimentFile {
     pub model: Option<String>,
     /// Results folder (default `results/<file stem>`).
     pub out: Option<PathBuf>,
+    /// `cpu` (default), `cuda` or `cuda:N`.
+    pub device: Option<String>,
+    /// `f32` (default), `f16` or `bf16` (half precision is for GPUs).
+    pub dtype: Option<String>,
     pub p1: Option<p1::P1Config>,
     pub p2: Option<p2::P2Config>,
     pub p3: Option<p3::P3Config>,
