@@ -81,7 +81,9 @@ pub use discovery::{
 };
 pub use error::{CausalError, Result};
 pub use graph::{CausalGraph, Centrality, Cycle, Edge, EdgeReport};
-pub use intervention::{check_interventions, EffectComparison, InterventionCheck, ObservedEffect};
+pub use intervention::{
+    check_interventions, EffectComparison, GroupScore, InterventionCheck, ObservedEffect,
+};
 pub use report::{BootstrapSummary, GraphReport, SelfLoop, UNORIENTED_POLICY};
 pub use sem::{fit_sem, SemFit, StructuralEquation, Term};
 pub use series::{CsvOptions, Session, TimeSeries};
