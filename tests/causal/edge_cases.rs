@@ -364,10 +364,10 @@ fn fdr_level_outside_the_open_unit_interval_is_refused() {
     )
     .unwrap();
     assert!(bh.edges.len() <= plain.edges.len());
-    assert!(bh
+    assert!(bh.edges.iter().all(|e| plain
         .edges
         .iter()
-        .all(|e| plain.edges.iter().any(|p| (&p.from, &p.to, p.lag) == (&e.from, &e.to, e.lag))));
+        .any(|p| (&p.from, &p.to, p.lag) == (&e.from, &e.to, e.lag))));
 }
 
 #[test]
@@ -395,7 +395,10 @@ fn a_state_that_only_differs_between_sessions_is_constant_after_centring() {
         }
     }
     let err = analyse_series(&ts, &quick(0)).unwrap_err().to_string();
-    assert!(err.contains("\"E\"") && err.contains("within every session"), "{err}");
+    assert!(
+        err.contains("\"E\"") && err.contains("within every session"),
+        "{err}"
+    );
     let dropped = analyse_series(
         &ts,
         &DiscoveryConfig {
@@ -453,11 +456,21 @@ fn unoriented_links_stay_unoriented_and_out_of_directional_analyses() {
         .collect();
     let ts = lantern_causal::TimeSeries::new(vec!["a".into(), "b".into()], sessions).unwrap();
     let r = analyse_series(&ts, &quick(0)).unwrap();
-    let link = r.edges.iter().find(|e| e.lag == 0).expect("lag-0 link found");
+    let link = r
+        .edges
+        .iter()
+        .find(|e| e.lag == 0)
+        .expect("lag-0 link found");
     assert_eq!(link.kind, LinkKind::Undirected);
-    assert!(link.weight > 0.5, "weight is the partial correlation: {link:?}");
+    assert!(
+        link.weight > 0.5,
+        "weight is the partial correlation: {link:?}"
+    );
     assert_eq!(r.n_unoriented, 1);
-    assert!(r.equations.iter().all(|e| e.terms.iter().all(|t| t.lag > 0)));
+    assert!(r
+        .equations
+        .iter()
+        .all(|e| e.terms.iter().all(|t| t.lag > 0)));
     assert!(r.cycles.is_empty() && r.sccs.is_empty());
     assert_eq!(r.density, 0.0);
     assert!(r.unoriented_links.starts_with("left out"));

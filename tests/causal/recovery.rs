@@ -278,7 +278,10 @@ fn planted_lagged_loop_power_at_p3_size() {
         if coupling >= 0.2 {
             assert!(power >= 0.9, "power {power} at coupling {coupling}");
         }
-        assert!(s.runs_with_spurious_feedback_loop * 100 <= runs * 2, "{s:?}");
+        assert!(
+            s.runs_with_spurious_feedback_loop * 100 <= runs * 2,
+            "{s:?}"
+        );
     }
 }
 

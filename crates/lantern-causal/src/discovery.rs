@@ -548,7 +548,11 @@ impl Skeleton {
     /// family of `family` links (links not in `self.links` count as `p = 1`). Returns how
     /// many were removed.
     fn apply_fdr(&mut self, q: f64, family: usize) -> usize {
-        let ps: Vec<f64> = self.links.values().map(|st| st.max_p.clamp(0.0, 1.0)).collect();
+        let ps: Vec<f64> = self
+            .links
+            .values()
+            .map(|st| st.max_p.clamp(0.0, 1.0))
+            .collect();
         let adjusted = crate::stats::benjamini_hochberg(&ps, family.max(ps.len()));
         let mut removed = 0;
         for ((id, st), q_value) in self.links.iter_mut().zip(adjusted) {

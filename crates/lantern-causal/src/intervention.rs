@@ -92,7 +92,10 @@ impl GroupScore {
             sign_agreement: (!signed.is_empty())
                 .then(|| signed.iter().filter(|&&b| b).count() as f64 / signed.len() as f64),
             n_with_interval: with.len(),
-            n_interval_excludes_zero: with.iter().filter(|(_, (lo, hi))| *lo > 0.0 || *hi < 0.0).count(),
+            n_interval_excludes_zero: with
+                .iter()
+                .filter(|(_, (lo, hi))| *lo > 0.0 || *hi < 0.0)
+                .count(),
             n_interval_contains_prediction: with
                 .iter()
                 .filter(|(c, (lo, hi))| *lo <= c.predicted && c.predicted <= *hi)

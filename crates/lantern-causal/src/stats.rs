@@ -254,7 +254,7 @@ pub fn benjamini_hochberg(p: &[f64], family: usize) -> Vec<f64> {
 /// assert!(student_t_critical(0.95, 0.0).is_none());
 /// ```
 pub fn student_t_critical(level: f64, dof: f64) -> Option<f64> {
-    if !(level > 0.0 && level < 1.0) || !(dof > 0.0) {
+    if !(level > 0.0 && level < 1.0 && dof > 0.0) {
         return None;
     }
     let target = 1.0 - level;

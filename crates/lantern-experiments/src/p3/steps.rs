@@ -164,7 +164,11 @@ impl P3Config {
         if self.check_strengths.is_empty() {
             bail!("[p3] check_strengths is empty: give at least one steering strength");
         }
-        if let Some(s) = self.check_strengths.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+        if let Some(s) = self
+            .check_strengths
+            .iter()
+            .find(|s| !(s.is_finite() && **s > 0.0))
+        {
             bail!("[p3] check_strengths must be positive and finite, got {s}");
         }
         if !(self.fluency_max_logprob_drop >= 0.0 && self.fluency_max_logprob_drop.is_finite()) {
@@ -348,7 +352,16 @@ pub fn run_sessions(
         None => None,
     };
     record_sessions(
-        lm, cfg, states, &usable, questions, n_sessions, n_steps, steer, &[], progress,
+        lm,
+        cfg,
+        states,
+        &usable,
+        questions,
+        n_sessions,
+        n_steps,
+        steer,
+        &[],
+        progress,
     )
 }
 
@@ -459,7 +472,9 @@ fn record_sessions(
         if fluency_steps.contains(&step) {
             let logprobs = answer_logprobs(lm, &rows)?;
             let degenerate = (0..n_sessions)
-                .filter(|&s| is_degenerate(&answers[s], transcripts[s].last().map(|p| p.1.as_str())))
+                .filter(|&s| {
+                    is_degenerate(&answers[s], transcripts[s].last().map(|p| p.1.as_str()))
+                })
                 .count();
             fluency.push(Fluency::new(step, &logprobs, degenerate, n_sessions));
         }
@@ -792,7 +807,12 @@ pub fn intervention_check(
         progress(done, total);
     }
     let random_next: Vec<Vec<f64>> = (0..n)
-        .map(|k| random.iter().map(|r| effect(r, cfg.check_step + 1, k)).collect())
+        .map(|k| {
+            random
+                .iter()
+                .map(|r| effect(r, cfg.check_step + 1, k))
+                .collect()
+        })
         .collect();
     let exceeds = |k: usize, obs: f64| {
         !random_next[k].is_empty() && random_next[k].iter().all(|r| obs.abs() > r.abs())
@@ -805,7 +825,10 @@ pub fn intervention_check(
             .zip(&own)
             .enumerate()
             .map(|(k, (state, &(own_at_step, own_next)))| {
-                let at: Vec<f64> = random.iter().map(|r| effect(r, cfg.check_step, k)).collect();
+                let at: Vec<f64> = random
+                    .iter()
+                    .map(|r| effect(r, cfg.check_step, k))
+                    .collect();
                 let next = random_next[k].clone();
                 let ((at_mean, at_sd), (next_mean, next_sd)) = (mean_sd(&at), mean_sd(&next));
                 ControlRow {
