@@ -23,6 +23,7 @@
 //! figure, and [`run_all`] runs the steps and writes their artefacts in order.
 
 pub mod artefacts;
+pub mod reread;
 mod steps;
 
 pub use steps::*;
