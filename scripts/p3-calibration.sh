@@ -10,4 +10,5 @@ runs="${1:-1000}"
 mkdir -p figures/p3
 LANTERN_CALIBRATION_RUNS="$runs" RAYON_NUM_THREADS=1 \
   cargo test -q -p lantern-causal --test recovery -- --nocapture --test-threads 1 2>&1 \
-  | grep -E "^(white|AR|old|planted|defaults)|test result" | tee figures/p3/calibration.txt
+  | sed -E "s/^\.+//" | grep -E "^(white noise|AR\(1\)|old defaults|planted loop|defaults with)|test result" \
+  | tee figures/p3/calibration.txt

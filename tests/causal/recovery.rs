@@ -253,6 +253,14 @@ fn null_data_stays_at_or_below_nominal_with_the_defaults() {
 #[test]
 fn null_data_fails_with_the_old_defaults() {
     let runs = calibration_runs().min(100);
+    // White noise has no persistence at all: every self-loop found is the offsets'.
+    let white = calibrate(&p3_size(0.0, 1.0, 0.0), &old_defaults(), runs, 1000).unwrap();
+    show("old defaults, white noise + offsets", &white);
+    assert!(white.runs_with_self_loop * 10 >= runs * 9, "{white:?}");
+    // Pooled raw, the offsets also make cross-state links (measured 0.13 against α 0.05) and
+    // multi-state feedback loops in more than 1% of runs (measured 14%).
+    assert!(white.false_positive_rate > 0.05, "{white:?}");
+    assert!(white.runs_with_feedback_loop * 100 > runs, "{white:?}");
     let s = calibrate(&p3_size(0.5, 1.0, 0.0), &old_defaults(), runs, 1000).unwrap();
     show("old defaults, AR(1) 0.5 + offsets", &s);
     // The same criteria as the null test above fail: the false-positive rate is far above
