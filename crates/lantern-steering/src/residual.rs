@@ -81,3 +81,42 @@ fn steer(x: &Tensor, d: &Tensor, strength: f64, renormalize: bool) -> candle_cor
         steered.broadcast_mul(&h_norm.broadcast_div(&new_norm)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lantern_engine::{HookContext, HookPoint, Op};
+
+    fn run(iv: &Intervention, x: &Tensor, pos_offset: usize) -> Tensor {
+        let Op::Custom(f) = &iv.op else {
+            panic!("steering is a custom op")
+        };
+        let ctx = HookContext {
+            point: HookPoint::resid_post(0),
+            pos_offset,
+        };
+        f(x, &ctx).unwrap()
+    }
+
+    #[test]
+    fn generated_scope_leaves_the_prompt_and_steers_the_rest() {
+        let dev = Device::Cpu;
+        // x: [B=1, T=3, M=2]
+        let x = Tensor::new(&[[[1f32, 0.0], [0.0, 2.0], [3.0, 4.0]]], &dev).unwrap();
+        let gen =
+            residual_steering_at(&[1.0, 0.0], 1.0, false, SteerScope::Generated, &dev).unwrap();
+        let all = residual_steering(&[1.0, 0.0], 1.0, false, &dev).unwrap();
+        let prefill = run(&gen, &x, 0).to_vec3::<f32>().unwrap();
+        // Prompt positions unchanged; the last one gets + ‖h‖ d = (5, 0).
+        assert_eq!(prefill[0][0], vec![1.0, 0.0]);
+        assert_eq!(prefill[0][1], vec![0.0, 2.0]);
+        assert_eq!(prefill[0][2], vec![8.0, 4.0]);
+        let every = run(&all, &x, 0).to_vec3::<f32>().unwrap();
+        assert_eq!(every[0][0], vec![2.0, 0.0]);
+        // A cached generation step (one position, offset > 0) is steered.
+        let step = x.narrow(1, 2, 1).unwrap();
+        let stepped = run(&gen, &step, 7).to_vec3::<f32>().unwrap();
+        assert_eq!(stepped[0][0], vec![8.0, 4.0]);
+        assert!(residual_steering_at(&[1.0, 0.0], f64::NAN, true, SteerScope::All, &dev).is_err());
+    }
+}
