@@ -81,7 +81,7 @@ pub fn graph_chart(dir: &ResultsDir, g: &GraphReport, layer: Option<usize>) -> R
         .collect();
     let title = match layer {
         Some(layer) => format!(
-            "Time-lagged causal graph of states (layer {layer}, spectral radius {:.2}, {} feedback loops)",
+            "Causal graph of states (layer {layer}; spectral radius {:.2}; {} feedback loops)",
             g.spectral_radius, g.n_feedback_loops
         ),
         None => format!(
