@@ -2,6 +2,7 @@
 //! a non-zero exit and no half-written output.
 
 mod common;
+mod shard;
 
 use std::process::Command;
 
@@ -766,4 +767,35 @@ fn numeric_flags_are_checked_before_any_work() {
         !ok && !err.contains("panicked") && err.contains("long"),
         "{err}"
     );
+}
+
+#[test]
+fn a_model_name_loads_the_cached_model_and_an_unknown_name_lists_the_known_ones() {
+    let dir = model_dir();
+    smollm2_path(); // cached (fetched by scripts/test.sh), so the name needs no download here
+    let env = [("LANTERN_MODEL_DIR", dir.to_str().unwrap())];
+    let args = [
+        "run",
+        "smollm2-135m",
+        "--prompt",
+        "The capital of France is",
+    ];
+    let (ok, out, err) = lantern_env(&[&args[..], &["--json", "--quiet"]].concat(), &env);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["top"][0]["token"], " Paris");
+    let (ok, _, err) = lantern_env(
+        &["run", "qwen2.5-coder-9b", "--prompt", "x", "--quiet"],
+        &env,
+    );
+    assert!(!ok);
+    assert!(err.contains("not a known model name"), "{err}");
+    for name in [
+        "smollm2-135m",
+        "gemma3-270m",
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+    ] {
+        assert!(err.contains(name), "{err}");
+    }
 }

@@ -2,6 +2,13 @@
 //! loading the same GGUF (which dequantises to f32). Reference: tests/fixtures/smollm2, made by
 //! scripts/fixtures/make_fixtures.py. Tolerance: max |Δlogit| ≤ 1e-3 and the same top-10 order;
 //! residual streams within 1e-3 + 5e-6·max|x| (f32 rounding at SmolLM2's massive activations).
+//!
+//! Also the parity of every real model known by a short name (`lantern_engine::models`) with
+//! transformers on prompts with code, digits, whitespace runs and non-Latin text
+//! (tests/fixtures/real_parity, made by scripts/fixtures/make_real_parity.py): identical token
+//! ids for all four, and for Qwen2.5-Coder 0.5B (1.5B: `--ignored`, run by
+//! scripts/check-real-parity.sh) the logits at every position: max |Δlogit| ≤ 1e-3 over the
+//! reference's top-20 and 44 seeded other ids, and the same top-10.
 
 mod common;
 
@@ -143,4 +150,156 @@ fn smollm2_knows_the_capital_of_france() {
     let top = generate::argmax(&probs) as usize;
     assert_eq!(top, paris);
     assert!(probs[paris] > 0.5, "p(Paris) = {}", probs[paris]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real models by short name: tests/fixtures/real_parity
+// ---------------------------------------------------------------------------------------------
+
+/// A real model's GGUF in [`model_dir`], fetched by the library's own fetch (the alias path of
+/// `lantern_engine::load`) when missing.
+fn alias_path(alias: &str) -> std::path::PathBuf {
+    let model = models::lookup(alias).unwrap();
+    models::cached_or_fetch(model, &model_dir(), true).unwrap()
+}
+
+fn parity_json(file: &str) -> serde_json::Value {
+    let path = fixture_dir("real_parity").join(file);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn json_ids(v: &serde_json::Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+#[test]
+fn real_models_tokenize_tricky_prompts_like_transformers() {
+    let table = parity_json("tokens.json");
+    let table = table.as_object().unwrap();
+    assert_eq!(
+        table.len(),
+        models::aliases().len(),
+        "one entry per known model"
+    );
+    for (alias, cases) in table {
+        let model = models::lookup(alias).unwrap();
+        // The 1.5B (1.1 GB) is not fetched by CI: checked where it is cached
+        // (scripts/check-real-parity.sh fetches it).
+        let path = model_dir().join(&model.file);
+        if alias == "qwen2.5-coder-1.5b" && !path.exists() {
+            eprintln!(
+                "{alias}: not in {}, token ids not checked",
+                model_dir().display()
+            );
+            continue;
+        }
+        let tok = gguf::GgufFile::open(&alias_path(alias))
+            .unwrap()
+            .tokenizer()
+            .unwrap();
+        for case in cases.as_array().unwrap() {
+            let text = case["text"].as_str().unwrap();
+            let want = json_ids(&case["ids"]);
+            assert_eq!(tok.encode(text).unwrap(), want, "{alias}: {text:?}");
+            let raw = &want[usize::from(tok.bos().is_some())..];
+            assert_eq!(tok.decode(raw).unwrap(), text, "{alias}: decode {text:?}");
+        }
+    }
+}
+
+#[test]
+fn qwen2_tokenizer_keeps_code_punctuation_with_its_neighbours() {
+    // transformers: 'def', ' fibonacci', '(n', '):\n', '   ', ' if', ' n', ' <'.
+    let tok = gguf::GgufFile::open(&alias_path("qwen2.5-coder-0.5b"))
+        .unwrap()
+        .tokenizer()
+        .unwrap();
+    let ids = tok.encode("def fibonacci(n):\n    if n <").unwrap();
+    let pieces: Vec<String> = ids.iter().map(|&i| tok.token_text(i)).collect();
+    assert_eq!(
+        pieces,
+        ["def", " fibonacci", "(n", "):\n", "   ", " if", " n", " <"]
+    );
+}
+
+/// Lantern's logits against the reference at every position of every prompt; returns the
+/// largest |Δlogit|.
+fn logits_match_transformers(alias: &str) -> f32 {
+    let summary = parity_json(&format!("{alias}.json"));
+    let reference = load_reference("real_parity", &format!("{alias}.safetensors"));
+    let start = std::time::Instant::now();
+    let lm = load_path(&alias_path(alias), &quiet()).unwrap();
+    eprintln!("{alias}: loaded in {:.1?}", start.elapsed());
+    let mut worst = 0f32;
+    for (i, prompt) in summary["prompts"].as_array().unwrap().iter().enumerate() {
+        let text = prompt["text"].as_str().unwrap();
+        let ids = lm.tokenizer.encode(text).unwrap();
+        assert_eq!(
+            ids,
+            json_ids(&prompt["ids"]),
+            "{alias}: token ids of {text:?}"
+        );
+        let batch = Batch::from_ids(vec![ids.clone()]).unwrap();
+        let out = lm
+            .model
+            .run(
+                &batch,
+                &mut Hooks::new(),
+                RunOptions::default().logits(Logits::All),
+            )
+            .unwrap();
+        let logits = out.logits.unwrap().squeeze(0).unwrap(); // [T, V]
+        let ref_ids = ids_of(&reference[&format!("p{i}.ids")]); // [T][K]
+        let ref_logits = reference[&format!("p{i}.logits")].to_vec2::<f32>().unwrap();
+        assert_eq!(ref_ids.len(), ids.len());
+        for (t, (want_ids, want)) in ref_ids.iter().zip(&ref_logits).enumerate() {
+            let row = logits.get(t).unwrap();
+            let sel = Tensor::new(want_ids.as_slice(), &Device::Cpu).unwrap();
+            let got = row.index_select(&sel, 0).unwrap().to_vec1::<f32>().unwrap();
+            let diff = got
+                .iter()
+                .zip(want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff <= 1e-3,
+                "{alias}: prompt {i} position {t}: max |Δlogit| {diff}"
+            );
+            worst = worst.max(diff);
+            let top10: Vec<u32> = row
+                .arg_sort_last_dim(false)
+                .unwrap()
+                .narrow(0, 0, 10)
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert_eq!(
+                top10,
+                want_ids[..10],
+                "{alias}: top-10 at prompt {i} position {t}"
+            );
+        }
+    }
+    eprintln!(
+        "{alias}: max |Δlogit| {worst:.2e} ({:.1?} in all)",
+        start.elapsed()
+    );
+    worst
+}
+
+#[test]
+fn qwen2_5_coder_0_5b_matches_transformers() {
+    logits_match_transformers("qwen2.5-coder-0.5b");
+}
+
+/// 1.1 GB and ~6 GB of f32 weights: run by scripts/check-real-parity.sh, not in CI.
+#[test]
+#[ignore]
+fn qwen2_5_coder_1_5b_matches_transformers() {
+    logits_match_transformers("qwen2.5-coder-1.5b");
 }

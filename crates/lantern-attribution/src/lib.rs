@@ -18,7 +18,7 @@ pub mod scaling;
 pub use dla::{direct_logit_attribution, logit_direction, rank_heads, Dla, LogitDirection};
 pub use lens::{logit_lens, token_stats, LensLayer, TokenStat};
 pub use patching::{
-    patch_sweep, patch_sweep_naive, Metric, MetricKind, PatchGrid, PatchResult, PatchTarget,
-    SweepOptions,
+    patch_blocks, patch_sweep, patch_sweep_blocks, patch_sweep_naive, BlockOptions, CellValue,
+    Metric, MetricKind, PatchBlocks, PatchGrid, PatchResult, PatchTarget, SweepOptions,
 };
 pub use scaling::{alpha_sweep, classify, AlphaPoint, Answer, RecallPrompt};

@@ -313,18 +313,18 @@ fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) 
     metric.check(model.config().vocab_size)
 }
 
-/// Clean and corrupted metrics, and the clean activations at the target of every layer.
+/// Clean and corrupted metrics, the clean activations at the target and the corrupted run's
+/// residual stream (`resid_pre`) of each of `layers`.
 fn baselines(
     model: &Model,
     clean: &Batch,
     corrupted: &Batch,
     target: PatchTarget,
     metric: &Metric,
-    corrupted_capture: Option<HookKind>,
+    layers: &[usize],
 ) -> Result<(f64, f64, Hooks, Hooks)> {
-    let n = model.config().n_layers;
     let mut clean_hooks =
-        Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, target.kind())));
+        Hooks::new().capture_all(layers.iter().map(|&l| HookPoint::block(l, target.kind())));
     // A NaN in either baseline would make every patch's score NaN: name its source instead.
     let clean_logits = model
         .run(
@@ -335,10 +335,8 @@ fn baselines(
         .last_logits()?;
     finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
     let m_clean = metric.raw(&clean_logits)?[0];
-    let mut corrupted_hooks = match corrupted_capture {
-        Some(kind) => Hooks::new().capture_all((0..n).map(|l| HookPoint::block(l, kind))),
-        None => Hooks::new(),
-    };
+    let mut corrupted_hooks =
+        Hooks::new().capture_all(layers.iter().map(|&l| HookPoint::resid_pre(l)));
     let corrupted_logits = model
         .run(
             corrupted,
@@ -369,31 +367,155 @@ pub fn patch_sweep(
     target: PatchTarget,
     grid: PatchGrid,
     metric: Metric,
-    mut opts: SweepOptions,
+    opts: SweepOptions,
 ) -> Result<PatchResult> {
-    check_pair(model, clean, corrupted, &metric)?;
-    let t = clean.seq_len();
-    let (cells, row_labels, col_labels) = cells(model, target, grid, t)?;
-    let (m_clean, m_corrupted, clean_hooks, corrupted_hooks) = baselines(
+    let mut cells_done: Vec<(usize, usize, f64)> = Vec::new();
+    let mut result = patch_sweep_blocks(
         model,
         clean,
         corrupted,
         target,
-        &metric,
-        Some(HookKind::ResidPre),
+        grid,
+        metric,
+        opts,
+        BlockOptions {
+            select: &|_| true,
+            max_cache_bytes: None,
+            on_block: &mut |_, cells| {
+                cells_done.extend(cells.iter().map(|c| (c.row, c.col, c.value)));
+                Ok(())
+            },
+        },
     )?;
-    let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
-    let total = cells.len();
+    for (row, col, v) in cells_done {
+        result.values[row][col] = v;
+    }
+    Ok(result)
+}
+
+/// One patched cell's score, as handed to [`BlockOptions::on_block`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellValue {
+    pub row: usize,
+    pub col: usize,
+    pub value: f64,
+}
+
+/// The sweep's blocks: the patches of one layer, `batch_size` at a time, layer after layer.
+/// A block is the unit a sharded sweep hands out: each of its patches runs in the same forward
+/// batch whichever process runs it, so a sharded sweep's scores are bit-identical to one run's.
+/// Returns `(row, col)` of every cell of every block, and the map's row and column labels.
+pub fn patch_blocks(
+    model: &Model,
+    target: PatchTarget,
+    grid: PatchGrid,
+    seq_len: usize,
+    batch_size: usize,
+) -> Result<PatchBlocks> {
+    let (cells, rows, cols) = cells(model, target, grid, seq_len)?;
+    let blocks = layer_blocks(&cells, model.config().n_layers, batch_size)
+        .into_iter()
+        .map(|b| b.iter().map(|c| (c.row, c.col)).collect())
+        .collect();
+    Ok(PatchBlocks {
+        blocks,
+        row_labels: rows,
+        col_labels: cols,
+    })
+}
+
+/// See [`patch_blocks`].
+#[derive(Debug, Clone)]
+pub struct PatchBlocks {
+    /// `(row, col)` of each cell, block by block.
+    pub blocks: Vec<Vec<(usize, usize)>>,
+    pub row_labels: Vec<String>,
+    pub col_labels: Vec<String>,
+}
+
+/// Cells grouped by layer, then in chunks of `batch_size`: the sweep's blocks, in order.
+fn layer_blocks(cells: &[Cell], n_layers: usize, batch_size: usize) -> Vec<Vec<Cell>> {
+    let mut out = Vec::new();
+    for layer in 0..n_layers {
+        let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
+        out.extend(at_layer.chunks(batch_size.max(1)).map(<[Cell]>::to_vec));
+    }
+    out
+}
+
+/// What part of a sweep runs and where its scores go ([`patch_sweep_blocks`]).
+pub struct BlockOptions<'a> {
+    /// Whether block `b` (numbered as [`patch_blocks`] lists them) is run.
+    pub select: &'a dyn Fn(usize) -> bool,
+    /// The most bytes of captured activations (the clean run's at the patched point and the
+    /// corrupted run's residual stream) held at once; above it the layers are swept in groups,
+    /// each with its own baseline runs, instead of caching every layer first. `None`: no limit.
+    /// The scores do not depend on it.
+    pub max_cache_bytes: Option<usize>,
+    /// Called with each block's number and scores when it is done.
+    pub on_block: &'a mut dyn FnMut(usize, &[CellValue]) -> Result<()>,
+}
+
+/// [`patch_sweep`] over the blocks `select` picks, handing each block's scores to `on_block`;
+/// the returned map carries the baselines and labels, with zeros as its values.
+#[allow(clippy::too_many_arguments)]
+pub fn patch_sweep_blocks(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    grid: PatchGrid,
+    metric: Metric,
+    mut opts: SweepOptions,
+    blocks: BlockOptions,
+) -> Result<PatchResult> {
+    check_pair(model, clean, corrupted, &metric)?;
+    let t = clean.seq_len();
+    let (cells, row_labels, col_labels) = cells(model, target, grid, t)?;
+    let n_layers = model.config().n_layers;
+    let plan = layer_blocks(&cells, n_layers, opts.batch_size);
+    let chosen: Vec<usize> = (0..plan.len()).filter(|&b| (blocks.select)(b)).collect();
+    let total: usize = chosen.iter().map(|&b| plan[b].len()).sum();
+    let layers_needed: Vec<usize> = {
+        let mut l: Vec<usize> = chosen.iter().map(|&b| plan[b][0].layer).collect();
+        l.dedup();
+        l
+    };
+    // The baselines on every layer (one group), or, under a cache budget, layer groups sized
+    // from what one layer's captures take.
+    let mut groups: Vec<Vec<usize>> = vec![layers_needed.clone()];
+    let mut first_group = None;
+    if let Some(budget) = blocks.max_cache_bytes {
+        if let Some(&l0) = layers_needed.first() {
+            let b = baselines(model, clean, corrupted, target, &metric, &[l0])?;
+            let per_layer = b.2.cache.nbytes() + b.3.cache.nbytes();
+            if per_layer > budget {
+                return Err(Error::invalid(format!(
+                    "--max-cache-bytes {budget} is below what one layer's activations take ({per_layer} bytes)"
+                )));
+            }
+            let per_group = (budget / per_layer).max(1);
+            groups = std::iter::once(vec![l0])
+                .chain(layers_needed[1..].chunks(per_group).map(<[usize]>::to_vec))
+                .collect();
+            first_group = Some(b);
+        }
+    }
+    let (mut m_clean, mut m_corrupted) = (f64::NAN, f64::NAN);
+    if layers_needed.is_empty() {
+        // No block here (a shard with nothing to do): the baselines still label the result.
+        let b = baselines(model, clean, corrupted, target, &metric, &[])?;
+        (m_clean, m_corrupted) = (b.0, b.1);
+    }
+    let values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
     let mut done = 0;
     let kind = target.kind();
-    let batch_size = opts.batch_size.max(1);
-    let n_layers = model.config().n_layers;
     // Patches at one position run packed: each as the positions from its own on, sharing the
     // corrupted run's keys and values before it (points with a key axis are patched unpacked).
     let packable = !matches!(kind, HookKind::AttnScores | HookKind::AttnPattern)
         && cells.iter().any(|c| c.pos.is_some());
     let mut corrupted_kv = model.new_kv_cache(&corrupted.pad_left);
-    if packable {
+    if packable && total > 0 {
         model.run(
             Input::Tokens(&corrupted.ids_tensor(model.device())?),
             &mut Hooks::new(),
@@ -402,12 +524,24 @@ pub fn patch_sweep(
                 .logits(Logits::None),
         )?;
     }
-    for layer in 0..n_layers {
-        let at_layer: Vec<Cell> = cells.iter().copied().filter(|c| c.layer == layer).collect();
-        let point = HookPoint::block(layer, kind);
-        let source = clean_hooks.cache.require(point)?;
-        let resid_pre = corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?;
-        for chunk in at_layer.chunks(batch_size) {
+    for group in &groups {
+        if group.is_empty() {
+            continue;
+        }
+        let (c, k, clean_hooks, corrupted_hooks) = match first_group.take() {
+            Some(b) => b,
+            None => baselines(model, clean, corrupted, target, &metric, group)?,
+        };
+        (m_clean, m_corrupted) = (c, k);
+        for &b in chosen
+            .iter()
+            .filter(|&&b| group.contains(&plan[b][0].layer))
+        {
+            let chunk = &plan[b];
+            let layer = chunk[0].layer;
+            let point = HookPoint::block(layer, kind);
+            let source = clean_hooks.cache.require(point)?;
+            let resid_pre = corrupted_hooks.cache.require(HookPoint::resid_pre(layer))?;
             let k = chunk.len();
             let logits = if packable && chunk.iter().all(|c| c.pos.is_some()) {
                 let segments: Vec<Segment> = chunk
@@ -456,9 +590,16 @@ pub fn patch_sweep(
                     )?
                     .last_logits()?
             };
-            for (cell, v) in chunk.iter().zip(metric.raw(&logits)?) {
-                values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, v);
-            }
+            let scores: Vec<CellValue> = chunk
+                .iter()
+                .zip(metric.raw(&logits)?)
+                .map(|(cell, v)| CellValue {
+                    row: cell.row,
+                    col: cell.col,
+                    value: finish(&metric, m_clean, m_corrupted, v),
+                })
+                .collect();
+            (blocks.on_block)(b, &scores)?;
             done += k;
             if let Some(p) = opts.progress.as_mut() {
                 p(done, total);
@@ -474,7 +615,7 @@ pub fn patch_sweep(
         values,
         clean: m_clean,
         corrupted: m_corrupted,
-        patches: total,
+        patches: cells.len(),
     })
 }
 
@@ -489,8 +630,9 @@ pub fn patch_sweep_naive(
 ) -> Result<PatchResult> {
     check_pair(model, clean, corrupted, &metric)?;
     let (cells, row_labels, col_labels) = cells(model, target, grid, clean.seq_len())?;
+    let all: Vec<usize> = (0..model.config().n_layers).collect();
     let (m_clean, m_corrupted, clean_hooks, _) =
-        baselines(model, clean, corrupted, target, &metric, None)?;
+        baselines(model, clean, corrupted, target, &metric, &all)?;
     let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
     for cell in &cells {
         let point = HookPoint::block(cell.layer, target.kind());

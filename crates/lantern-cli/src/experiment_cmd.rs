@@ -18,6 +18,12 @@ pub struct ExperimentArgs {
     /// Override the file's results folder.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Override the file's device: cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Override the file's dtype: f32, f16 or bf16.
+    #[arg(long)]
+    pub dtype: Option<String>,
     #[arg(long, short)]
     pub quiet: bool,
 }
@@ -30,8 +36,14 @@ pub fn experiment(a: ExperimentArgs) -> Result<()> {
     let model = ModelArgs {
         model_pos: None,
         model: a.model.or(file.model.clone()),
-        dtype: "f32".into(),
-        device: "cpu".into(),
+        dtype: a
+            .dtype
+            .or(file.dtype.clone())
+            .unwrap_or_else(|| "f32".into()),
+        device: a
+            .device
+            .or(file.device.clone())
+            .unwrap_or_else(|| "cpu".into()),
         quiet: a.quiet,
     };
     let lm = model.load_checked()?;

@@ -3,9 +3,11 @@
 
 mod engine_cmds;
 mod experiment_cmd;
+mod merge_cmd;
 mod p1_cmds;
 mod p2_cmds;
 mod p3_cmds;
+mod shard_cmd;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +51,8 @@ enum Command {
     Graph(p3_cmds::GraphArgs),
     /// Run every step of an experiment file (TOML).
     Experiment(experiment_cmd::ExperimentArgs),
+    /// Join the part files of a sharded sweep (`--out PART.jsonl`) into the unsharded result.
+    Merge(merge_cmd::MergeArgs),
 }
 
 fn main() {
@@ -68,6 +72,7 @@ fn main() {
         Command::Sessions(a) => p3_cmds::sessions(a),
         Command::Graph(a) => p3_cmds::graph(a),
         Command::Experiment(a) => experiment_cmd::experiment(a),
+        Command::Merge(a) => merge_cmd::merge(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -111,11 +111,19 @@ pub struct PatchArgs {
     pub batch_size: usize,
     #[arg(long)]
     pub json: bool,
+    /// A results folder, or PART.jsonl: this shard's cells, one JSON line each (`lantern merge`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: crate::shard_cmd::ShardArgs,
+    /// Hold at most this many bytes of cached activations: above it the layers are swept in
+    /// groups (same scores, more baseline runs) instead of caching every layer at once.
+    #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_cache_bytes: Option<usize>,
 }
 
 pub fn patch(a: PatchArgs) -> Result<()> {
+    let part = a.shard.part(a.out.as_deref())?;
     let lm = a.model.load()?;
     let clean = Batch::from_prompts(&lm.tokenizer, &[a.clean.as_str()])?;
     let corrupted = Batch::from_prompts(&lm.tokenizer, &[a.corrupted.as_str()])?;
@@ -131,19 +139,31 @@ pub fn patch(a: PatchArgs) -> Result<()> {
         pb.set_length(total as u64);
         pb.set_position(done as u64);
     };
+    if let Some(shard) = part {
+        let job =
+            crate::shard_cmd::patch_job(&a, &lm, &clean, &corrupted, target_point, grid, metric);
+        return crate::shard_cmd::patch_part(&a, &lm, &job, shard, &mut tick);
+    }
     let start = std::time::Instant::now();
-    let result = patch_sweep(
-        &lm.model,
-        &clean,
-        &corrupted,
-        target_point,
-        grid,
-        metric,
-        SweepOptions {
-            batch_size: a.batch_size,
-            progress: Some(&mut tick),
-        },
-    )?;
+    let result = match a.max_cache_bytes {
+        Some(bytes) => crate::shard_cmd::patch_sweep_within(
+            &crate::shard_cmd::patch_job(&a, &lm, &clean, &corrupted, target_point, grid, metric),
+            bytes,
+            &mut tick,
+        )?,
+        None => patch_sweep(
+            &lm.model,
+            &clean,
+            &corrupted,
+            target_point,
+            grid,
+            metric,
+            SweepOptions {
+                batch_size: a.batch_size,
+                progress: Some(&mut tick),
+            },
+        )?,
+    };
     pb.finish_and_clear();
     let report = PatchReport {
         result,
@@ -208,11 +228,15 @@ pub struct ScaleArgs {
     pub scale_bias: bool,
     #[arg(long)]
     pub json: bool,
+    /// A results folder, or PART.jsonl: this shard's αs, one JSON line each (`lantern merge`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: crate::shard_cmd::ShardArgs,
 }
 
 pub fn scale(a: ScaleArgs) -> Result<()> {
+    let part = a.shard.part(a.out.as_deref())?;
     let lm = a.model.load_checked()?;
     let (file, mut cfg) = p1_config(&a.config)?;
     if let Some(alphas) = &a.alphas {
@@ -236,6 +260,20 @@ pub fn scale(a: ScaleArgs) -> Result<()> {
         stop_strings: cfg.stop.clone(),
         ..Default::default()
     };
+    if let Some(shard) = part {
+        let job = lantern_experiments::shard::scale::ScaleJob {
+            lm: &lm,
+            prompts: &recall,
+            heads,
+            alphas: cfg.alphas.clone(),
+            scale_bias: cfg.scale_bias,
+            gen,
+            batch_size: cfg.batch_size,
+        };
+        return crate::shard_cmd::scale_part(&a, &job, shard, &mut |d, _| {
+            pb.set_position(d as u64)
+        });
+    }
     let points = lantern_attribution::alpha_sweep(
         &lm.model,
         &lm.tokenizer,

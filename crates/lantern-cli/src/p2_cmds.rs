@@ -54,13 +54,20 @@ pub struct ShapleyArgs {
     /// Model name sent to the server.
     #[arg(long)]
     pub server_model: Option<String>,
+    /// Coalitions handed to the model per call (a sharded run's block of work).
+    #[arg(long, default_value_t = p2::COALITIONS_PER_CALL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub coalitions_per_call: usize,
     #[arg(long)]
     pub json: bool,
+    /// A results folder, or PART.jsonl: this shard's coalitions, one JSON line each (`lantern merge`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: crate::shard_cmd::ShardArgs,
 }
 
 pub fn shapley(a: ShapleyArgs) -> Result<()> {
+    let part = a.shard.part(a.out.as_deref())?;
     let template = Template::from_file(&a.template)?;
     let method: Method = a.method.parse()?;
     let absent: Absent = a.absent.parse()?;
@@ -74,7 +81,7 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     let opts = RunOptions {
         budget: a.budget,
         seed: a.seed,
-        batch_size: p2::COALITIONS_PER_CALL,
+        batch_size: a.coalitions_per_call,
         ..Default::default()
     };
     let total = match method {
@@ -93,6 +100,13 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
             if let Some(m) = &a.server_model {
                 scorer = scorer.with_model(m.clone());
             }
+            if let Some(shard) = part {
+                let mut game = PromptGame::new(template, absent, value, scorer)?;
+                let source = format!("{url} {}", a.server_model.as_deref().unwrap_or(""));
+                return crate::shard_cmd::shapley_part(
+                    &a, &mut game, &source, method, &opts, shard, &mut tick,
+                );
+            }
             run(template, absent, value, scorer, method, &opts, &mut tick)?
         }
         None => {
@@ -101,6 +115,12 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
             check_finite(&lm, &template.render(everyone, absent)?, &Hooks::new())?;
             let mut scorer = EngineScorer::new(&lm);
             scorer.batch_size = a.batch_size;
+            if let Some(shard) = part {
+                let mut game = PromptGame::new(template, absent, value, scorer)?;
+                return crate::shard_cmd::shapley_part(
+                    &a, &mut game, &lm.source, method, &opts, shard, &mut tick,
+                );
+            }
             run(template, absent, value, scorer, method, &opts, &mut tick)?
         }
     };

