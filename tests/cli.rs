@@ -287,6 +287,34 @@ fn graph_runs_on_any_recorded_series() {
     for k in ["sccs", "cycles", "spectral_radius"] {
         assert!(!v[k].is_null(), "{k}");
     }
+    // Issue #11's additions: self-loops apart, feedback-loop count, density, what happens to
+    // unoriented links, and the bootstrap settings in every result.
+    for k in [
+        "self_loops",
+        "n_feedback_loops",
+        "density",
+        "unoriented_links",
+    ] {
+        assert!(!v[k].is_null(), "{k}");
+    }
+    assert_eq!(v["bootstrap"]["requested"], 10);
+    assert_eq!(v["bootstrap"]["min_frequency"], 0.5);
+    assert!(v["self_loops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["state"] == "a"));
+    for (flag, value, msg) in [
+        ("--fdr", "1.5", "FDR level must be in (0, 1)"),
+        (
+            "--session-normalization",
+            "sideways",
+            "unknown session normalisation",
+        ),
+    ] {
+        let (ok, _, err) = lantern(&["graph", "--series", path.to_str().unwrap(), flag, value]);
+        assert!(!ok && err.contains(msg), "{flag} {value}: {err}");
+    }
     std::fs::write(&path, "a,b\n1,2\n1,x\n").unwrap();
     let (ok, _, err) = lantern(&["graph", "--series", path.to_str().unwrap(), "--json"]);
     assert!(!ok && err.contains('x'), "{err}");

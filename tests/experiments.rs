@@ -364,6 +364,44 @@ fn p3_pipeline_on_a_tiny_model() {
     )
     .unwrap();
     assert_eq!(saved["control"]["states"].as_array().unwrap().len(), 5);
+    // Issue #11: a strength sweep with fluency, the strongest fluent strength used and named,
+    // every (steered, measured) pair against the random directions, edges scored apart.
+    assert_eq!(
+        report.strength_sweep.len(),
+        4,
+        "default strengths 0.25, 0.5, 1, 2"
+    );
+    let used = report.check_strength.unwrap();
+    let fluent: Vec<f64> = report
+        .strength_sweep
+        .iter()
+        .filter(|f| f.fluent)
+        .map(|f| f.strength)
+        .collect();
+    match fluent.last() {
+        Some(&strongest) => assert_eq!(used, strongest),
+        None => assert_eq!((used, report.check_strength_is_fluent), (0.25, Some(false))),
+    }
+    assert_eq!(control.strength, used);
+    assert_eq!(control.pairs.len(), 5 * 5);
+    assert_eq!(
+        check.edges.n + check.non_edges.n,
+        check.comparisons.len(),
+        "edges and non-edges split the comparisons"
+    );
+    assert!(check
+        .comparisons
+        .iter()
+        .all(|c| c.interval.is_some() && (c.predicted == 0.0) == c.sign_agrees.is_none()));
+    assert_eq!(
+        report.edges_confirmed.unwrap(),
+        report
+            .edge_confirmations
+            .iter()
+            .filter(|e| e.confirmed)
+            .count()
+    );
+    assert!(saved["sweep"].as_array().unwrap().len() == 4);
     assert!(out.join("steering_control.png").is_file());
     // A state below the threshold is never used silently.
     cfg.accuracy_threshold = 1.01;

@@ -229,6 +229,7 @@ fn interventions_and_spread_on_fitted_graph() {
             to: to.into(),
             delta: 1.0,
             observed: raw * sd[i] / sd[j],
+            per_session: Vec::new(),
         }
     };
     let observed = vec![
@@ -334,4 +335,147 @@ fn tau_two_finds_lag_two_link() {
         ("x0", "x1", 2)
     );
     assert_eq!(r.spectral_radius, 0.0); // no lag-1 edges
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue #11: FDR level, bootstrap minimum, per-session centring, unoriented links.
+
+use lantern_causal::LinkKind;
+
+#[test]
+fn fdr_level_outside_the_open_unit_interval_is_refused() {
+    let ts = simulate(10, 30, 3, false);
+    for q in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
+        let cfg = DiscoveryConfig {
+            fdr: Some(q),
+            ..quick(0)
+        };
+        let err = analyse_series(&ts, &cfg).unwrap_err().to_string();
+        assert!(err.contains("FDR level must be in (0, 1)"), "{q}: {err}");
+    }
+    // A valid level runs and can only remove links found at alpha alone.
+    let plain = analyse_series(&ts, &quick(0)).unwrap();
+    let bh = analyse_series(
+        &ts,
+        &DiscoveryConfig {
+            fdr: Some(0.01),
+            ..quick(0)
+        },
+    )
+    .unwrap();
+    assert!(bh.edges.len() <= plain.edges.len());
+    assert!(bh.edges.iter().all(|e| plain
+        .edges
+        .iter()
+        .any(|p| (&p.from, &p.to, p.lag) == (&e.from, &e.to, e.lag))));
+}
+
+#[test]
+fn session_bootstrap_with_too_few_sessions_names_the_minimum() {
+    let ts = simulate(3, 60, 4, false);
+    let cfg = DiscoveryConfig {
+        bootstrap: lantern_causal::BootstrapScheme::Sessions,
+        ..quick(5)
+    };
+    let err = analyse_series(&ts, &cfg).unwrap_err().to_string();
+    assert!(
+        err.contains("3 given, at least 5 needed"),
+        "error must give the minimum: {err}"
+    );
+    // Auto falls back to moving blocks with few sessions.
+    assert!(analyse_series(&ts, &quick(5)).is_ok());
+}
+
+#[test]
+fn a_state_that_only_differs_between_sessions_is_constant_after_centring() {
+    let mut ts = simulate(6, 30, 5, false);
+    for (k, s) in ts.sessions.iter_mut().enumerate() {
+        for row in &mut s.values {
+            row[4] = k as f64;
+        }
+    }
+    let err = analyse_series(&ts, &quick(0)).unwrap_err().to_string();
+    assert!(
+        err.contains("\"E\"") && err.contains("within every session"),
+        "{err}"
+    );
+    let dropped = analyse_series(
+        &ts,
+        &DiscoveryConfig {
+            drop_constant: true,
+            ..quick(0)
+        },
+    )
+    .unwrap();
+    assert_eq!(dropped.dropped_states, vec!["E"]);
+}
+
+#[test]
+fn session_offsets_pose_as_persistence_only_without_centring() {
+    // D has no self-loop in the SCM; give every session its own level of D.
+    let mut ts = simulate(12, 40, 6, false);
+    for (k, s) in ts.sessions.iter_mut().enumerate() {
+        for row in &mut s.values {
+            row[3] += 3.0 * (k % 4) as f64;
+        }
+    }
+    let has_d_loop = |r: &GraphReport| r.self_loops.iter().any(|l| l.state == "D");
+    let raw = analyse_series(
+        &ts,
+        &DiscoveryConfig {
+            session_normalization: lantern_causal::SessionNormalization::None,
+            ..quick(0)
+        },
+    )
+    .unwrap();
+    assert!(has_d_loop(&raw), "{:?}", raw.self_loops);
+    let centred = analyse_series(&ts, &quick(0)).unwrap();
+    assert!(!has_d_loop(&centred), "{:?}", centred.self_loops);
+}
+
+#[test]
+fn unoriented_links_stay_unoriented_and_out_of_directional_analyses() {
+    // Two states linked only at lag 0, no lagged structure: the link cannot be oriented.
+    let mut rng_state = 99u64;
+    let mut noise = move || {
+        rng_state = rng_state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng_state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let sessions = (0..10)
+        .map(|s| {
+            let rows = (0..60)
+                .map(|_| {
+                    let a = noise();
+                    vec![a, 0.8 * a + 0.3 * noise()]
+                })
+                .collect();
+            lantern_causal::Session::new(s.to_string(), rows)
+        })
+        .collect();
+    let ts = lantern_causal::TimeSeries::new(vec!["a".into(), "b".into()], sessions).unwrap();
+    let r = analyse_series(&ts, &quick(0)).unwrap();
+    let link = r
+        .edges
+        .iter()
+        .find(|e| e.lag == 0)
+        .expect("lag-0 link found");
+    assert_eq!(link.kind, LinkKind::Undirected);
+    assert!(
+        link.weight > 0.5,
+        "weight is the partial correlation: {link:?}"
+    );
+    assert_eq!(r.n_unoriented, 1);
+    assert!(r
+        .equations
+        .iter()
+        .all(|e| e.terms.iter().all(|t| t.lag > 0)));
+    assert!(r.cycles.is_empty() && r.sccs.is_empty());
+    assert_eq!(r.density, 0.0);
+    assert!(r.unoriented_links.starts_with("left out"));
+    let json: serde_json::Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+    assert_eq!(json["edges"][0]["kind"], "o-o");
+    assert!(r.to_dot().contains("arrowhead=odot"));
+    assert_eq!(r.graph().unwrap().edge_count(), 0);
 }

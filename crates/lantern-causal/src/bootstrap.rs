@@ -168,6 +168,14 @@ pub fn bootstrap_edges(
 ) -> Result<BootstrapResult> {
     config.validate()?;
     let scheme = resolve_scheme(series, config);
+    if scheme == BootstrapScheme::Sessions
+        && series.sessions.len() < MIN_SESSIONS_FOR_SESSION_BOOTSTRAP
+    {
+        return Err(crate::CausalError::TooFewSessions {
+            available: series.sessions.len(),
+            needed: MIN_SESSIONS_FOR_SESSION_BOOTSTRAP,
+        });
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let mut result = BootstrapResult {
         scheme,

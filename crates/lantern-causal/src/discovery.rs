@@ -107,8 +107,19 @@ pub struct DiscoveryConfig {
     /// How resamples are drawn (default [`BootstrapScheme::Auto`]).
     pub bootstrap: BootstrapScheme,
     /// Edges found on the full data are kept only if their bootstrap frequency is at
-    /// least this (default 0.0 = keep every full-data edge).
+    /// least this (default 0.5: an edge must reappear in half the resamples; 0 keeps every
+    /// full-data edge, the old default, which lets one-off edges through).
     pub min_frequency: f64,
+    /// Benjamini–Hochberg false-discovery level over the MCI / skeleton tests (default
+    /// `None`: each link is tested at `alpha` alone). When set, a link survives only if its
+    /// BH-adjusted p-value is at most this level; the family is every candidate link
+    /// (`N²·τ_max` lagged + `N(N−1)/2` contemporaneous), links never reaching the MCI phase
+    /// counting as `p = 1`. Must lie in (0, 1).
+    pub fdr: Option<f64>,
+    /// How each session is normalised before pooling (default [`SessionNormalization::Center`]):
+    /// differences between session means would otherwise look like persistence (lag-1
+    /// self-loops) and, across states, like links.
+    pub session_normalization: SessionNormalization,
     /// Seed of the ChaCha8 generator used by the bootstrap (default 0).
     pub seed: u64,
     /// Fit structural equations on z-scored states so weights are comparable
@@ -133,7 +144,9 @@ impl Default for DiscoveryConfig {
             ci_test: CiTestKind::ParCorr,
             n_bootstrap: 100,
             bootstrap: BootstrapScheme::Auto,
-            min_frequency: 0.0,
+            min_frequency: 0.5,
+            fdr: None,
+            session_normalization: SessionNormalization::Center,
             seed: 0,
             standardize: true,
             drop_constant: false,
@@ -163,6 +176,11 @@ impl DiscoveryConfig {
                 self.min_frequency
             ));
         }
+        if let Some(q) = self.fdr {
+            if !(q > 0.0 && q < 1.0) {
+                return bad(format!("the FDR level must be in (0, 1), got {q}"));
+            }
+        }
         if self.pc1_max_combinations == 0 || self.max_combinations == 0 {
             return bad("max_combinations settings must be at least 1".into());
         }
@@ -189,6 +207,34 @@ impl DiscoveryConfig {
             .saturating_sub(1)
             .min(self.max_cond_dim.unwrap_or(usize::MAX))
             + 2 * n_vars * self.tau_max
+    }
+}
+
+/// Per-session normalisation applied before sessions are pooled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionNormalization {
+    /// Pool the raw values (the old behaviour).
+    None,
+    /// Subtract each session's mean of each state (default).
+    #[default]
+    Center,
+    /// Subtract each session's mean and divide by its standard deviation (a state constant
+    /// within a session is only centred there).
+    Standardize,
+}
+
+impl std::str::FromStr for SessionNormalization {
+    type Err = CausalError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "none" => Ok(Self::None),
+            "center" | "centre" => Ok(Self::Center),
+            "standardize" | "scale" => Ok(Self::Standardize),
+            _ => Err(CausalError::InvalidConfig(format!(
+                "unknown session normalisation `{s}` (none, center, standardize)"
+            ))),
+        }
     }
 }
 
@@ -353,8 +399,17 @@ pub fn discover_with(
     let lagged_parents = (0..n_vars)
         .map(|j| pc1(&mut ctx, j, config))
         .collect::<Result<Vec<_>>>()?;
-    let skel = skeleton(&mut ctx, &lagged_parents, config)?;
+    let mut skel = skeleton(&mut ctx, &lagged_parents, config)?;
     let mut warnings = Vec::new();
+    if let Some(q) = config.fdr {
+        let family = n_vars * n_vars * config.tau_max + n_vars * (n_vars - 1) / 2;
+        let removed = skel.apply_fdr(q, family);
+        if removed > 0 {
+            warnings.push(format!(
+                "{removed} link(s) significant at alpha were removed by Benjamini-Hochberg at q = {q}"
+            ));
+        }
+    }
     let (links, order) = orient(n_vars, &skel, &mut warnings);
     Ok(Discovery {
         links,
@@ -464,6 +519,9 @@ struct LinkState {
     max_p: f64,
     stat: f64,
     min_abs_stat: f64,
+    /// Contemporaneous part of the conditioning set of the max-p test (the separating
+    /// set when the link is removed by the FDR step).
+    s_at_max: Vec<usize>,
 }
 
 impl LinkState {
@@ -473,6 +531,7 @@ impl LinkState {
             max_p: -1.0,
             stat: 0.0,
             min_abs_stat: f64::INFINITY,
+            s_at_max: Vec::new(),
         }
     }
 }
@@ -485,6 +544,27 @@ struct Skeleton {
 }
 
 impl Skeleton {
+    /// Removes present links whose Benjamini–Hochberg adjusted p-value exceeds `q`, over a
+    /// family of `family` links (links not in `self.links` count as `p = 1`). Returns how
+    /// many were removed.
+    fn apply_fdr(&mut self, q: f64, family: usize) -> usize {
+        let ps: Vec<f64> = self
+            .links
+            .values()
+            .map(|st| st.max_p.clamp(0.0, 1.0))
+            .collect();
+        let adjusted = crate::stats::benjamini_hochberg(&ps, family.max(ps.len()));
+        let mut removed = 0;
+        for ((id, st), q_value) in self.links.iter_mut().zip(adjusted) {
+            if st.present && q_value > q {
+                st.present = false;
+                self.sepsets.insert(*id, st.s_at_max.clone());
+                removed += 1;
+            }
+        }
+        removed
+    }
+
     fn adj0(&self, n_vars: usize) -> Vec<BTreeSet<usize>> {
         let mut adj = vec![BTreeSet::new(); n_vars];
         for (id, st) in &self.links {
@@ -588,6 +668,7 @@ fn skeleton(ctx: &mut Ctx, parents: &[Vec<Node>], config: &DiscoveryConfig) -> R
                     if r.p_value > st.max_p {
                         st.max_p = r.p_value;
                         st.stat = r.statistic;
+                        st.s_at_max = s.clone();
                     }
                     if r.p_value > config.alpha {
                         st.present = false;

@@ -74,7 +74,10 @@ pub enum CausalError {
         step: usize,
     },
     /// A state never changes, so no dependence on it can be tested.
-    #[error("state {state:?} is constant over all sessions; drop it or set `drop_constant`")]
+    #[error(
+        "state {state:?} is constant over all sessions (or within every session, which per-session \
+         centring turns into a constant); drop it or set `drop_constant`"
+    )]
     ConstantSeries {
         /// State name.
         state: String,
@@ -93,6 +96,17 @@ pub enum CausalError {
         cond_dim: usize,
         /// Leading steps of every session that cannot serve as a target.
         lost_per_session: usize,
+    },
+    /// The session bootstrap was asked for with too few sessions to resample.
+    #[error(
+        "too few sessions for the session bootstrap: {available} given, at least {needed} needed \
+         (record more sessions, use the block bootstrap, or set the bootstrap resamples to 0)"
+    )]
+    TooFewSessions {
+        /// Sessions in the data.
+        available: usize,
+        /// Minimum for resampling sessions.
+        needed: usize,
     },
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]

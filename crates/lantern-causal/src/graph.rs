@@ -63,7 +63,9 @@ pub struct EdgeReport {
     pub statistic: f64,
 }
 
-/// Builds the graph from node names and report edges.
+/// Builds the graph from node names and report edges. Only oriented edges
+/// ([`LinkKind::Directed`]) enter the graph: an unoriented lag-0 link has no direction to
+/// follow (see [`crate::report::UNORIENTED_POLICY`]).
 ///
 /// ```
 /// use lantern_causal::graph::{build_graph, EdgeReport};
@@ -87,6 +89,12 @@ pub fn build_graph(nodes: &[String], edges: &[EdgeReport]) -> Result<CausalGraph
             .ok_or_else(|| CausalError::UnknownState(name.to_string()))
     };
     for e in edges {
+        if e.kind != LinkKind::Directed {
+            // Still check the names, so a bad report is an error either way.
+            find(&e.from)?;
+            find(&e.to)?;
+            continue;
+        }
         g.add_edge(
             find(&e.from)?,
             find(&e.to)?,

@@ -20,6 +20,7 @@
 //! | [`ci`] | [`CiTest`] trait, [`ParCorr`], [`RankParCorr`] |
 //! | [`discovery`] | PC1 + MCI + contemporaneous orientation ([`discover`]) |
 //! | [`bootstrap`] | seeded session / moving-block bootstrap edge frequencies |
+//! | [`calibration`] | false-positive rate and power on seeded synthetic data |
 //! | [`sem`] | OLS structural equations on the found parents |
 //! | [`graph`] | petgraph graph, SCCs, elementary cycles, centrality |
 //! | [`simulate`] | [`LinearModel`], spread simulation, predicted steering effects |
@@ -56,6 +57,7 @@
 //! ```
 
 pub mod bootstrap;
+pub mod calibration;
 pub mod ci;
 pub mod discovery;
 mod error;
@@ -73,11 +75,16 @@ pub use bootstrap::{bootstrap_edges, BootstrapResult, BootstrapScheme};
 pub use ci::{
     CiResult, CiTest, CiTestKind, ColumnTransform, CorrelationMatrix, ParCorr, RankParCorr,
 };
-pub use discovery::{discover, discover_with, Discovery, DiscoveryConfig, EdgeId, Link, LinkKind};
+pub use discovery::{
+    discover, discover_with, Discovery, DiscoveryConfig, EdgeId, Link, LinkKind,
+    SessionNormalization,
+};
 pub use error::{CausalError, Result};
 pub use graph::{CausalGraph, Centrality, Cycle, Edge, EdgeReport};
-pub use intervention::{check_interventions, EffectComparison, InterventionCheck, ObservedEffect};
-pub use report::{BootstrapSummary, GraphReport};
+pub use intervention::{
+    check_interventions, EffectComparison, GroupScore, InterventionCheck, ObservedEffect,
+};
+pub use report::{BootstrapSummary, GraphReport, SelfLoop, UNORIENTED_POLICY};
 pub use sem::{fit_sem, SemFit, StructuralEquation, Term};
 pub use series::{CsvOptions, Session, TimeSeries};
 pub use simulate::{LinearModel, SpreadConfig, SpreadResult, StateResponse};
@@ -90,15 +97,20 @@ pub fn analyse_series(series: &TimeSeries, config: &DiscoveryConfig) -> Result<G
 
 /// The full pipeline behind `lantern graph`:
 ///
-/// 1. validate the config and the data (non-finite values are errors; constant states
-///    are errors unless `config.drop_constant`, which drops them with a warning);
-/// 2. [`discover_with`] on the full data;
-/// 3. `config.n_bootstrap` resamples ([`bootstrap_edges`]), calling
+/// 1. validate the config and the data (non-finite values are errors);
+/// 2. normalise each session on its own (`config.session_normalization`, default: centre),
+///    so that differences between session means cannot pose as persistence or links;
+///    constant states (after that step) are errors unless `config.drop_constant`, which
+///    drops them with a warning;
+/// 3. [`discover_with`] on the full data;
+/// 4. `config.n_bootstrap` resamples ([`bootstrap_edges`]), calling
 ///    `progress(done, total)` after each;
-/// 4. the final graph is the full-data edges whose bootstrap frequency is at least
-///    `config.min_frequency` (default 0: all full-data edges, each with its frequency);
-/// 5. [`fit_sem`] on the parents in that graph gives edge weights;
-/// 6. SCCs, elementary cycles, spectral radii and centrality ([`GraphReport`]).
+/// 5. the final graph is the full-data edges whose bootstrap frequency is at least
+///    `config.min_frequency` (default 0.5);
+/// 6. [`fit_sem`] on the *oriented* parents in that graph gives edge weights; unoriented
+///    lag-0 links (`o-o`, `x-x`) stay in the edge list, unoriented, and are left out of
+///    every analysis that needs a direction ([`UNORIENTED_POLICY`]);
+/// 7. self-loops, multi-state cycles, SCCs, spectral radii and centrality ([`GraphReport`]).
 pub fn analyse_series_with_progress(
     series: &TimeSeries,
     config: &DiscoveryConfig,
@@ -106,6 +118,8 @@ pub fn analyse_series_with_progress(
 ) -> Result<GraphReport> {
     config.validate()?;
     series.check_finite()?;
+    let normalized = series.normalized_per_session(config.session_normalization);
+    let series = &normalized;
     let constant = series.constant_states();
     let mut warnings = Vec::new();
     let mut dropped_states = Vec::new();
@@ -149,7 +163,8 @@ pub fn analyse_series_with_progress(
         .cloned()
         .collect();
     let mut parents = vec![Vec::new(); series.n_vars()];
-    for l in &kept {
+    // Unoriented lag-0 links have no parent: their direction would be a convention.
+    for l in kept.iter().filter(|l| l.kind == LinkKind::Directed) {
         parents[l.to].push((l.from, l.lag));
     }
     let sem = fit_sem(series, &parents, config.standardize)?;

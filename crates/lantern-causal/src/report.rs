@@ -11,8 +11,18 @@
 //!   "cycles": [{"nodes": ["A", "B", "C"], "gain": 0.18, "length": 3, "lags": [1, 1, 1],
 //!               "weights": [...], "total_lag": 3}, ...],
 //!   "spectral_radius": 0.73,
+//!   "self_loops": [{"state": "A", "lag": 1, "weight": 0.4, "frequency": 1.0}, ...],
+//!   "n_feedback_loops": 1, "density": 0.1, "cross_state_spectral_radius": 0.5,
+//!   "unoriented_links": "...", "bootstrap": {"requested": 100, "min_frequency": 0.5, ...},
 //!   ... "reduced_form_spectral_radius", "centrality", "equations", "n_samples", "config", ... }
 //! ```
+//!
+//! `cycles` and `sccs` hold *feedback loops* only — cycles through at least two states and
+//! components of at least two states. Self-loops (a state's persistence) are reported apart
+//! in `self_loops`. Unoriented lag-0 links (`"kind": "o-o"` or `"x-x"`) are listed in
+//! `edges` with their symmetric partial correlation as `weight` (no structural coefficient
+//! is fitted for them) and are left out of every directional analysis
+//! ([`UNORIENTED_POLICY`]).
 //!
 //! An empty graph has `"edges": []`, `"sccs": []`, `"cycles": []` and
 //! `"spectral_radius": 0.0`. No field is ever NaN (undefined values are 0 or `null`).
@@ -33,11 +43,32 @@ use crate::linalg::spectral_radius;
 use crate::sem::{SemFit, StructuralEquation};
 use crate::simulate::{LinearModel, SpreadConfig, SpreadResult};
 
+/// What the report does with unoriented lag-0 links (stated in every report).
+pub const UNORIENTED_POLICY: &str = "left out: unoriented lag-0 links (o-o, x-x) are listed in \
+`edges` with their partial correlation as weight, but not used by the structural equations, \
+cycles, SCCs, spectral radii, centrality, spread simulation or steering predictions";
+
+/// A state's lag-`lag` dependence on itself (persistence), reported apart from feedback loops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelfLoop {
+    /// State name.
+    pub state: String,
+    /// Lag (≥ 1).
+    pub lag: usize,
+    /// Structural-equation coefficient.
+    pub weight: f64,
+    /// Bootstrap frequency.
+    pub frequency: f64,
+}
+
 /// Bootstrap bookkeeping in the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BootstrapSummary {
     /// Resamples requested.
     pub requested: usize,
+    /// Bootstrap frequency an edge needed to be kept.
+    #[serde(default)]
+    pub min_frequency: f64,
     /// Resamples on which discovery succeeded (frequency denominator).
     pub succeeded: usize,
     /// Resamples skipped because discovery failed.
@@ -53,12 +84,36 @@ pub struct GraphReport {
     pub nodes: Vec<String>,
     /// Edges with structural weights and bootstrap frequencies.
     pub edges: Vec<EdgeReport>,
-    /// Feedback strongly connected components (see [`crate::graph`]).
+    /// Feedback strongly connected components: at least two states each.
     pub sccs: Vec<Vec<String>>,
-    /// Elementary cycles, strongest `|gain|` first.
+    /// Feedback loops: elementary cycles through at least two states, strongest `|gain|`
+    /// first (self-loops are in `self_loops`).
     pub cycles: Vec<Cycle>,
-    /// Spectral radius of the lag-1 weight matrix `A_1`.
+    /// Spectral radius of the lag-1 weight matrix `A_1` (self-loops included).
     pub spectral_radius: f64,
+    /// Self-loops (persistence), apart from the feedback loops.
+    #[serde(default)]
+    pub self_loops: Vec<SelfLoop>,
+    /// Number of feedback loops (`cycles.len()`).
+    #[serde(default)]
+    pub n_feedback_loops: usize,
+    /// Oriented cross-state edges (any lag; parallel edges of one ordered pair count once)
+    /// over the `N(N−1)` ordered pairs; 0 for fewer than two states.
+    #[serde(default)]
+    pub density: f64,
+    /// Cross-state edges in `edges` (oriented or not).
+    #[serde(default)]
+    pub n_cross_state_edges: usize,
+    /// Unoriented lag-0 links in `edges`.
+    #[serde(default)]
+    pub n_unoriented: usize,
+    /// Spectral radius of `A_1` without its diagonal: the lag-1 feedback between states
+    /// alone, with persistence removed.
+    #[serde(default)]
+    pub cross_state_spectral_radius: f64,
+    /// What was done with unoriented links ([`UNORIENTED_POLICY`]).
+    #[serde(default)]
+    pub unoriented_links: String,
     /// Spectral radius of the reduced-form companion matrix (includes lag-0 paths and
     /// higher lags); ≥ 1 means perturbations do not decay.
     pub reduced_form_spectral_radius: f64,
@@ -131,7 +186,11 @@ impl GraphReport {
                 from: p.names[l.from].clone(),
                 to: p.names[l.to].clone(),
                 lag: l.lag,
-                weight: finite_or_zero(weight_of(l.from, l.to, l.lag)),
+                weight: finite_or_zero(if l.kind == LinkKind::Directed {
+                    weight_of(l.from, l.to, l.lag)
+                } else {
+                    l.statistic
+                }),
                 frequency: p.bootstrap.map_or(1.0, |b| b.frequency(l.id())),
                 kind: l.kind,
                 p_value: finite_or_zero(l.p_value),
@@ -139,7 +198,33 @@ impl GraphReport {
             })
             .collect();
         let g = build_graph(p.names, &edges)?;
-        let search = elementary_cycles(&g, p.config.max_cycles);
+        let mut search = elementary_cycles(&g, p.config.max_cycles);
+        search.cycles.retain(|c| c.length >= 2);
+        let n = p.names.len();
+        let self_loops: Vec<SelfLoop> = edges
+            .iter()
+            .filter(|e| e.from == e.to)
+            .map(|e| SelfLoop {
+                state: e.from.clone(),
+                lag: e.lag,
+                weight: e.weight,
+                frequency: e.frequency,
+            })
+            .collect();
+        let oriented_pairs: std::collections::BTreeSet<(&str, &str)> = edges
+            .iter()
+            .filter(|e| e.from != e.to && e.kind == LinkKind::Directed)
+            .map(|e| (e.from.as_str(), e.to.as_str()))
+            .collect();
+        let density = if n >= 2 {
+            oriented_pairs.len() as f64 / (n * (n - 1)) as f64
+        } else {
+            0.0
+        };
+        let mut a1_cross = lag_matrix(&g, 1);
+        for (k, row) in a1_cross.iter_mut().enumerate() {
+            row[k] = 0.0;
+        }
         if search.truncated {
             warnings.push(format!(
                 "cycle enumeration stopped after {} cycles",
@@ -154,8 +239,21 @@ impl GraphReport {
         let model = LinearModel::from_equations(p.names, &p.sem.equations, scales)?;
         Ok(Self {
             nodes: p.names.to_vec(),
-            sccs: strongly_connected_components(&g),
+            sccs: strongly_connected_components(&g)
+                .into_iter()
+                .filter(|c| c.len() >= 2)
+                .collect(),
+            n_feedback_loops: search.cycles.len(),
             cycles: search.cycles,
+            self_loops,
+            density,
+            n_cross_state_edges: edges.iter().filter(|e| e.from != e.to).count(),
+            n_unoriented: edges
+                .iter()
+                .filter(|e| e.kind != LinkKind::Directed)
+                .count(),
+            cross_state_spectral_radius: finite_or_zero(spectral_radius(&a1_cross)?),
+            unoriented_links: UNORIENTED_POLICY.to_string(),
             cycles_truncated: search.truncated,
             spectral_radius: finite_or_zero(spectral_radius(&lag_matrix(&g, 1))?),
             reduced_form_spectral_radius: finite_or_zero(model.reduced_form_spectral_radius()?),
@@ -171,6 +269,7 @@ impl GraphReport {
             ci_test: p.ci_test.to_string(),
             bootstrap: BootstrapSummary {
                 requested: p.config.n_bootstrap,
+                min_frequency: p.config.min_frequency,
                 succeeded: p.bootstrap.map_or(0, |b| b.n_ok),
                 failed: p.bootstrap.map_or(0, |b| b.n_failed),
                 scheme: p.bootstrap.map_or(p.config.bootstrap, |b| b.scheme),

@@ -219,6 +219,63 @@ impl TimeSeries {
         }
     }
 
+    /// A copy with every session normalised on its own (see
+    /// [`crate::SessionNormalization`]). A state constant within a session (relative tolerance
+    /// `1e-12`) becomes exactly 0 there, so a state that varies only between sessions turns
+    /// into a constant state after centring.
+    ///
+    /// ```
+    /// use lantern_causal::{Session, SessionNormalization, TimeSeries};
+    /// let a = Session::new("a", vec![vec![1.0], vec![3.0]]);
+    /// let b = Session::new("b", vec![vec![10.0], vec![10.0]]);
+    /// let ts = TimeSeries::new(vec!["x".into()], vec![a, b]).unwrap();
+    /// let c = ts.normalized_per_session(SessionNormalization::Center);
+    /// assert_eq!(c.sessions[0].values, vec![vec![-1.0], vec![1.0]]);
+    /// assert_eq!(c.sessions[1].values, vec![vec![0.0], vec![0.0]]);
+    /// let z = ts.normalized_per_session(SessionNormalization::Standardize);
+    /// assert_eq!(z.sessions[0].values, vec![vec![-1.0], vec![1.0]]);
+    /// ```
+    pub fn normalized_per_session(&self, mode: crate::SessionNormalization) -> TimeSeries {
+        use crate::SessionNormalization as N;
+        if mode == N::None {
+            return self.clone();
+        }
+        let n = self.n_vars();
+        let sessions = self
+            .sessions
+            .iter()
+            .map(|s| {
+                let len = s.len().max(1) as f64;
+                let mut values = s.values.clone();
+                for i in 0..n {
+                    // Ragged rows (rejected by `check_finite`) keep their missing cells missing.
+                    let col = || s.values.iter().filter_map(move |r| r.get(i).copied());
+                    let mean = col().sum::<f64>() / len;
+                    let tol = 1e-12 * mean.abs().max(1.0);
+                    let constant = col().all(|v| (v - mean).abs() <= tol);
+                    let sd = (col().map(|v| (v - mean).powi(2)).sum::<f64>() / len).sqrt();
+                    for cell in values.iter_mut().filter_map(|row| row.get_mut(i)) {
+                        *cell = if constant {
+                            0.0
+                        } else if mode == N::Standardize {
+                            (*cell - mean) / sd
+                        } else {
+                            *cell - mean
+                        };
+                    }
+                }
+                Session {
+                    label: s.label.clone(),
+                    values,
+                }
+            })
+            .collect();
+        TimeSeries {
+            names: self.names.clone(),
+            sessions,
+        }
+    }
+
     /// Global mean and standard deviation (population) of every state over all steps.
     pub fn moments(&self) -> (Vec<f64>, Vec<f64>) {
         let n = self.n_vars();

@@ -219,6 +219,73 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Option<f64> {
     r.is_finite().then_some(r)
 }
 
+/// Benjamini–Hochberg adjusted p-values (q-values) of `p`, in input order, for a family of
+/// `family ≥ p.len()` hypotheses (the missing ones count as `p = 1`, which only makes the
+/// adjustment more conservative): `q_(k) = min_{j ≥ k} min(1, p_(j) · m / j)`.
+///
+/// ```
+/// use lantern_causal::stats::benjamini_hochberg;
+/// let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.5], 4);
+/// assert!((q[0] - 0.04).abs() < 1e-12);
+/// assert!((q[1] - 0.04 * 4.0 / 3.0).abs() < 1e-12 && (q[2] - 0.04 * 4.0 / 3.0).abs() < 1e-12);
+/// assert_eq!(q[3], 0.5);
+/// assert!(benjamini_hochberg(&[], 3).is_empty());
+/// ```
+pub fn benjamini_hochberg(p: &[f64], family: usize) -> Vec<f64> {
+    let m = family.max(p.len()) as f64;
+    let mut order: Vec<usize> = (0..p.len()).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]).then(a.cmp(&b)));
+    let mut q = vec![1.0; p.len()];
+    let mut running = 1.0f64;
+    for (rank, &i) in order.iter().enumerate().rev() {
+        let v = (p[i] * m / (rank + 1) as f64).min(1.0);
+        running = running.min(if v.is_nan() { 1.0 } else { v });
+        q[i] = running;
+    }
+    q
+}
+
+/// Two-sided Student-t critical value `t` with `P(|T| > t) = 1 − level` (e.g. level 0.95),
+/// by bisection on [`student_t_two_sided_p`]; `None` for `dof ≤ 0` or a level outside (0, 1).
+///
+/// ```
+/// use lantern_causal::stats::student_t_critical;
+/// assert!((student_t_critical(0.95, 10.0).unwrap() - 2.228_139).abs() < 1e-5);
+/// assert!(student_t_critical(0.95, 0.0).is_none());
+/// ```
+pub fn student_t_critical(level: f64, dof: f64) -> Option<f64> {
+    if !(level > 0.0 && level < 1.0 && dof > 0.0) {
+        return None;
+    }
+    let target = 1.0 - level;
+    let (mut lo, mut hi) = (0.0f64, 1e6f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if student_t_two_sided_p(mid, dof) > target {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(0.5 * (lo + hi))
+}
+
+/// Mean and a `level` Student-t interval over `values` (sessions); the interval is `None`
+/// with fewer than two values. Non-finite values are the caller's error.
+pub fn mean_interval(values: &[f64], level: f64) -> (f64, Option<(f64, f64)>) {
+    let n = values.len();
+    if n == 0 {
+        return (0.0, None);
+    }
+    let mean = values.iter().sum::<f64>() / n as f64;
+    if n < 2 {
+        return (mean, None);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+    let half = student_t_critical(level, (n - 1) as f64).map(|t| t * (var / n as f64).sqrt());
+    (mean, half.map(|h| (mean - h, mean + h)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

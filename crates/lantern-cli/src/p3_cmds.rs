@@ -138,6 +138,15 @@ pub struct GraphArgs {
     pub alpha: f64,
     #[arg(long, default_value_t = 100)]
     pub bootstrap: usize,
+    /// Keep an edge only if it reappears in at least this share of the bootstrap resamples.
+    #[arg(long, default_value_t = 0.5)]
+    pub min_frequency: f64,
+    /// Benjamini-Hochberg false-discovery level over the MCI tests, in (0, 1) (default: off).
+    #[arg(long)]
+    pub fdr: Option<f64>,
+    /// Per-session normalisation before pooling: center (default), standardize or none.
+    #[arg(long, default_value = "center")]
+    pub session_normalization: String,
     /// parcorr (linear) or rank (Spearman, monotone nonlinear).
     #[arg(long, default_value = "parcorr")]
     pub test: String,
@@ -166,6 +175,9 @@ pub fn graph(a: GraphArgs) -> Result<()> {
         tau_max: a.tau_max,
         alpha: a.alpha,
         n_bootstrap: a.bootstrap,
+        min_frequency: a.min_frequency,
+        fdr: a.fdr,
+        session_normalization: a.session_normalization.parse()?,
         ci_test,
         seed: a.seed,
         ..Default::default()
@@ -189,14 +201,41 @@ pub fn graph(a: GraphArgs) -> Result<()> {
         report.edges.len(),
         report.spectral_radius
     );
+    println!(
+        "alpha {}, bootstrap {} resamples, min_frequency {}; density {:.3}; {} feedback loop(s), {} self-loop(s)",
+        cfg.alpha,
+        report.bootstrap.requested,
+        report.bootstrap.min_frequency,
+        report.density,
+        report.n_feedback_loops,
+        report.self_loops.len()
+    );
     for e in &report.edges {
+        let arrow = if e.kind == lantern_causal::LinkKind::Directed {
+            "->"
+        } else {
+            "o-o"
+        };
         println!(
-            "  {} -> {} (lag {})  weight {:+.3}  frequency {:.2}",
+            "  {} {arrow} {} (lag {})  weight {:+.3}  frequency {:.2}",
             e.from, e.to, e.lag, e.weight, e.frequency
         );
     }
     for c in &report.cycles {
-        println!("  cycle {}  gain {:+.3}", c.nodes.join(" -> "), c.gain);
+        println!(
+            "  feedback loop {}  gain {:+.3}",
+            c.nodes.join(" -> "),
+            c.gain
+        );
+    }
+    for l in &report.self_loops {
+        println!(
+            "  self-loop {} (lag {})  weight {:+.3}",
+            l.state, l.lag, l.weight
+        );
+    }
+    if report.n_unoriented > 0 {
+        println!("  unoriented links: {}", report.unoriented_links);
     }
     for w in &report.warnings {
         eprintln!("warning: {w}");

@@ -114,6 +114,8 @@ impl ExperimentFile {
             at_least("[p3] tau_max", c.tau_max, 1)?;
             unit_interval("[p3] alpha", c.alpha, true)?;
             at_least("[p3] batch_size", c.batch_size, 1)?;
+            // Strength list, fluency limits, FDR level, min_frequency.
+            c.validate().map_err(|e| e.to_string())?;
         }
         Ok(())
     }
@@ -189,6 +191,26 @@ mod tests {
                 "[p3] steer_steps[0] must be below steps (5), got 5",
             ),
             ("tau_max = 0", "[p3] tau_max must be at least 1, got 0"),
+            (
+                "check_strengths = []",
+                "[p3] check_strengths is empty: give at least one steering strength",
+            ),
+            (
+                "check_strengths = [0.5, nan]",
+                "[p3] check_strengths must be positive and finite, got NaN",
+            ),
+            (
+                "check_strengths = [inf]",
+                "[p3] check_strengths must be positive and finite, got inf",
+            ),
+            (
+                "fdr = 1.0",
+                "invalid configuration: the FDR level must be in (0, 1), got 1",
+            ),
+            (
+                "fdr = 0.0",
+                "invalid configuration: the FDR level must be in (0, 1), got 0",
+            ),
         ];
         for (line, msg) in bad {
             assert_eq!(check(&format!("{p3}{line}\n")).unwrap_err(), msg, "{line}");

@@ -26,6 +26,9 @@ pub struct GraphEdge {
     pub to: usize,
     pub weight: f64,
     pub lag: usize,
+    /// Drawn without an arrowhead: a link whose direction is not identified (e.g. an
+    /// unoriented lag-0 link of a causal graph).
+    pub undirected: bool,
 }
 
 impl GraphEdge {
@@ -35,7 +38,13 @@ impl GraphEdge {
             to,
             weight,
             lag,
+            undirected: false,
         }
+    }
+    /// The same edge, drawn without an arrowhead.
+    pub fn undirected(mut self) -> Self {
+        self.undirected = true;
+        self
     }
 }
 
@@ -376,7 +385,14 @@ impl Figure for GraphFigure<'_> {
                 .map(|s| at(s as f64 / 160.0))
                 .filter(|&pt| !nodes[e.from].inside(pt, 2.0) && !nodes[e.to].inside(pt, 3.0))
                 .collect();
-            draw_arrow(c, &pts, color, w, dash)?;
+            if e.undirected {
+                match dash {
+                    Some(d) => c.dashed(&pts, solid(color), w, d)?,
+                    None => c.line(&pts, solid(color), w)?,
+                }
+            } else {
+                draw_arrow(c, &pts, color, w, dash)?;
+            }
             let cands = [0.5, 0.38, 0.62, 0.3, 0.7].iter().map(|&t| at(t)).collect();
             labels.push((text, cands, color));
         }

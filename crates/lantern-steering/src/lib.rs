@@ -31,6 +31,6 @@ pub mod spec;
 pub mod values;
 
 pub use random::random_direction;
-pub use residual::residual_steering;
+pub use residual::{residual_steering, residual_steering_at, SteerScope};
 pub use spec::parse_intervention;
 pub use values::{scale_head_values, scale_values};

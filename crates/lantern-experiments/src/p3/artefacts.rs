@@ -70,18 +70,19 @@ pub fn graph_chart(dir: &ResultsDir, g: &GraphReport, layer: Option<usize>) -> R
         .edges
         .iter()
         .filter_map(|e| {
-            Some(GraphEdge::new(
-                index(&e.from)?,
-                index(&e.to)?,
-                e.weight,
-                e.lag,
-            ))
+            let edge = GraphEdge::new(index(&e.from)?, index(&e.to)?, e.weight, e.lag);
+            // Unoriented lag-0 links stay unoriented in the figure (no arrowhead).
+            Some(if e.kind == lantern_causal::LinkKind::Directed {
+                edge
+            } else {
+                edge.undirected()
+            })
         })
         .collect();
     let title = match layer {
         Some(layer) => format!(
-            "Time-lagged causal graph of states (layer {layer}, spectral radius {:.2})",
-            g.spectral_radius
+            "Causal graph of states (layer {layer}; spectral radius {:.2}; {} feedback loops)",
+            g.spectral_radius, g.n_feedback_loops
         ),
         None => format!(
             "Time-lagged causal graph (spectral radius {:.2})",
@@ -217,7 +218,7 @@ pub fn figures(
                 "Steering at step {step}: own direction vs {k} random direction{} \
                  (strength {}{})",
                 if k == 1 { "" } else { "s" },
-                cfg.steer_strength,
+                control.strength,
                 if k > 1 { "; mean ± SD" } else { "" },
             ))
             .x_label("state")

@@ -23,6 +23,7 @@
 //! figure, and [`run_all`] runs the steps and writes their artefacts in order.
 
 pub mod artefacts;
+pub mod reread;
 mod steps;
 
 pub use steps::*;
@@ -44,6 +45,7 @@ pub fn run_all(
     out: &Path,
     bar: BarFactory,
 ) -> Result<P3Report> {
+    cfg.validate()?;
     let dir = ResultsDir::create(out)?;
     let questions = read_questions(&base_dir.join(&cfg.questions))?;
     let states = learn(lm, cfg, &base_dir.join(&cfg.data), &questions)?;
@@ -114,6 +116,11 @@ pub fn run_all(
         graph: report,
         spread,
         intervention_check: check.as_ref().map(|r| r.check.clone()),
+        check_strength: check.as_ref().map(|r| r.strength),
+        check_strength_is_fluent: check.as_ref().map(|r| r.strength_is_fluent),
+        strength_sweep: check.as_ref().map(|r| r.sweep.clone()).unwrap_or_default(),
+        edges_confirmed: check.as_ref().map(|r| r.edges_confirmed),
+        edge_confirmations: check.as_ref().map(|r| r.edges.clone()).unwrap_or_default(),
         steering_control: check.and_then(|r| r.control),
     };
     artefacts::figures(&p3, &sessions, steered.as_ref(), cfg, &dir)?;
