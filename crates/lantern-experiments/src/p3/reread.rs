@@ -12,7 +12,9 @@ use lantern_engine::{Hooks, LoadedModel};
 use lantern_states::{StateAccuracy, StateSet};
 use serde::Serialize;
 
-use super::steps::{learn, pooled_features, read_questions, P3Config, Sessions};
+use super::steps::{
+    learn, pooled_features, read_questions, usable_state_names, P3Config, Sessions,
+};
 use crate::output::ResultsDir;
 
 /// What a second reader found on the same sessions.
@@ -32,17 +34,7 @@ pub fn measure_transcripts(
     states: &StateSet,
     transcripts: &[Vec<(String, String)>],
 ) -> Result<Sessions> {
-    let usable: Vec<String> = states
-        .usable_states()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if usable.is_empty() {
-        bail!(
-            "no state reached the accuracy threshold {}; nothing to measure",
-            cfg.accuracy_threshold
-        );
-    }
+    let usable = usable_state_names(cfg, states)?;
     let idx: Vec<usize> = usable
         .iter()
         .map(|s| states.state_index(s).context("usable state exists"))

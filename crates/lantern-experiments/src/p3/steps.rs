@@ -320,17 +320,7 @@ pub fn run_sessions(
     steer: Option<(&str, &[usize])>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Sessions> {
-    let usable: Vec<String> = states
-        .usable_states()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    if usable.is_empty() {
-        bail!(
-            "no state reached the accuracy threshold {}; nothing to measure",
-            cfg.accuracy_threshold
-        );
-    }
+    let usable = usable_state_names(cfg, states)?;
     let steer = match steer {
         Some((name, steps)) => {
             let d = states.direction(name).with_context(|| {
@@ -948,4 +938,21 @@ pub fn read_questions(path: &Path) -> Result<Vec<String>> {
         bail!("{} has no questions", path.display());
     }
     Ok(q)
+}
+
+/// The names of the states whose reader reached `cfg.accuracy_threshold`; an error when there is
+/// none, since a graph over no states measures nothing.
+pub(crate) fn usable_state_names(cfg: &P3Config, states: &StateSet) -> Result<Vec<String>> {
+    let usable: Vec<String> = states
+        .usable_states()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if usable.is_empty() {
+        bail!(
+            "no state reached the accuracy threshold {}; nothing to measure",
+            cfg.accuracy_threshold
+        );
+    }
+    Ok(usable)
 }
