@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Submits a sharded sweep and its merge step:
 #
-#   scripts/slurm/submit.sh patch|shapley|scale TASKS PARTS RESULT [lantern arguments...]
+#   scripts/slurm/submit.sh patch|shapley|scale|sessions TASKS PARTS RESULT [lantern arguments...]
 #
 # TASKS array tasks write PARTS/NAME-I.jsonl; a merge job that runs after all of them succeed
 # writes RESULT. Prints the array's and the merge's job ids. LANTERN (the binary) and any
@@ -15,8 +15,8 @@ fi
 name="$1" tasks="$2" parts="$3" result="$4"
 shift 4
 case "$name" in
-  patch | shapley | scale) ;;
-  *) echo "error: unknown sweep \`$name\` (patch, shapley, scale)" >&2; exit 2 ;;
+  patch | shapley | scale | sessions) ;;
+  *) echo "error: unknown sweep \`$name\` (patch, shapley, scale, sessions)" >&2; exit 2 ;;
 esac
 [[ "$tasks" =~ ^[1-9][0-9]*$ ]] || { echo "error: TASKS must be a positive whole number, got \`$tasks\`" >&2; exit 2; }
 mkdir -p "$parts"

@@ -398,3 +398,136 @@ fn p1_config(dir: &Path, from: &str, to: &str) -> PathBuf {
     std::fs::write(&file, text).unwrap();
     file
 }
+
+/// The llama fixture with its position window widened (its rotary model reads any length; the
+/// 64-token window is only a config value, too short for P3's question + answer contexts).
+fn wide_llama(dir: &Path) -> String {
+    let m = dir.join("llama-wide");
+    std::fs::create_dir_all(&m).unwrap();
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(fixture_dir("llama").join(f), m.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture_dir("llama").join("config.json")).unwrap(),
+    )
+    .unwrap();
+    config["max_position_embeddings"] = serde_json::json!(1024);
+    std::fs::write(m.join("config.json"), config.to_string()).unwrap();
+    m.display().to_string()
+}
+
+#[test]
+fn sharded_p3_sessions_merge_into_the_unsharded_series() {
+    let dir = scratch("shard-sessions");
+    let m = wide_llama(&dir);
+    let data = crate::common::repo_root().join("experiments/data");
+    // 5 sessions in batches of 2: blocks of 2, 2 and 1 sessions.
+    let config = dir.join("p3.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[p3]\ndata = \"{}\"\nquestions = \"{}\"\nlayer = 1\nmethod = \"diff_means\"\n\
+             accuracy_threshold = 0.0\nsessions = 5\nsteps = 3\ncontext_turns = 1\n\
+             max_new_tokens = 3\nbatch_size = 2\nseed = 3\n",
+            data.join("states.csv").display(),
+            data.join("session_questions.txt").display()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let states = dir.join("states.json");
+    run_ok(
+        &[
+            "states",
+            &m,
+            "--config",
+            c,
+            "--out",
+            states.to_str().unwrap(),
+            "--quiet",
+        ]
+        .map(String::from),
+        &[],
+    );
+    let args: Vec<String> = [
+        "sessions",
+        &m,
+        "--config",
+        c,
+        "--states",
+        states.to_str().unwrap(),
+        "--steer",
+        "worry",
+        "--steer-steps",
+        "1",
+        "--quiet",
+    ]
+    .map(String::from)
+    .to_vec();
+    let whole_csv = dir.join("whole.csv");
+    run_ok(&args, &["--out", whole_csv.to_str().unwrap()]);
+    let whole = std::fs::read_to_string(&whole_csv).unwrap();
+    assert_eq!(whole.lines().count(), 1 + 5 * 3, "{whole}");
+    let merge_to = |parts: &[PathBuf], out: &Path| -> String {
+        let args: Vec<String> = std::iter::once("merge".to_string())
+            .chain(parts.iter().map(|p| p.display().to_string()))
+            .chain(["--json", "--out", out.to_str().unwrap()].map(String::from))
+            .collect();
+        run_ok(&args, &[])
+    };
+    for n in [2, 3] {
+        let parts = shards(&args, &dir, &format!("sessions{n}"), n);
+        let merged = dir.join(format!("merged{n}.csv"));
+        let printed = merge_to(&parts, &merged);
+        assert_eq!(
+            std::fs::read_to_string(&merged).unwrap(),
+            whole,
+            "{n} shards"
+        );
+        assert_eq!(printed, whole, "{n} shards, printed");
+    }
+
+    // A kill mid-block: the torn record and its block's other record are dropped and redone.
+    let part = dir.join("resume.jsonl");
+    let out = ["--shard", "0/1", "--out", part.to_str().unwrap()];
+    run_ok(&args, &out);
+    let full = std::fs::read_to_string(&part).unwrap();
+    let record_lines: Vec<&str> = full.split_inclusive('\n').collect();
+    assert_eq!(
+        record_lines.len(),
+        1 + 5,
+        "a header and one line per session"
+    );
+    let cut: usize = record_lines[..4].iter().map(|l| l.len()).sum::<usize>() + 10;
+    std::fs::write(&part, &full[..cut]).unwrap();
+    let (ok, _, err) = lantern(
+        &args
+            .iter()
+            .map(String::as_str)
+            .chain(out)
+            .collect::<Vec<_>>(),
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("2 blocks run, 1 already in"), "{err}");
+    assert_eq!(std::fs::read_to_string(&part).unwrap(), full);
+    let merged = dir.join("resumed.csv");
+    merge_to(std::slice::from_ref(&part), &merged);
+    assert_eq!(std::fs::read_to_string(&merged).unwrap(), whole);
+
+    // A sessions part is not a patch part; --shard needs a part file.
+    let patch = shards(&patch_args(&super::model()), &dir, "patch", 2);
+    let e = run_err(
+        &[
+            "merge".to_string(),
+            part.display().to_string(),
+            patch[1].display().to_string(),
+        ],
+        &[],
+    );
+    assert!(
+        e.contains("different commands: `sessions` vs `patch`"),
+        "{e}"
+    );
+    let e = run_err(&args, &["--shard", "0/2", "--out", "series.csv"]);
+    assert!(e.contains("needs --out PART.jsonl"), "{e}");
+}

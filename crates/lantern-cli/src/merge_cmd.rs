@@ -11,10 +11,10 @@ pub struct MergeArgs {
     #[arg(required = true, value_name = "PART.jsonl")]
     pub parts: Vec<PathBuf>,
     /// Print the merged result as the unsharded command's `--json` does (the default prints
-    /// a summary).
+    /// a summary); for `sessions`, the series CSV.
     #[arg(long)]
     pub json: bool,
-    /// Also write the merged JSON here (atomically).
+    /// Also write the merged JSON (for `sessions`, the series CSV) here (atomically).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -45,6 +45,12 @@ pub fn merge(a: MergeArgs) -> Result<()> {
                 j["std_errors"][i].as_f64().unwrap_or(f64::NAN)
             );
         }
+    } else if merged.command == "sessions" {
+        println!(
+            "{} sessions of {} states (--out FILE.csv for the series, as `lantern sessions` writes it)",
+            j["activations"].as_array().map_or(0, Vec::len),
+            j["states"].as_array().map_or(0, Vec::len)
+        );
     } else {
         let r = &j["result"];
         println!(

@@ -82,9 +82,12 @@ pub struct SessionsArgs {
     pub steer: Option<String>,
     #[arg(long, value_delimiter = ',')]
     pub steer_steps: Option<Vec<usize>>,
-    /// CSV of the recorded series (session,step,<states>).
+    /// CSV of the recorded series (session,step,<states>), or PART.jsonl: this shard's
+    /// sessions, one JSON line each (`lantern merge --out series.csv` joins them).
     #[arg(long, default_value = "series.csv")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub shard: crate::shard_cmd::ShardArgs,
 }
 
 pub fn sessions(a: SessionsArgs) -> Result<()> {
@@ -98,8 +101,22 @@ pub fn sessions(a: SessionsArgs) -> Result<()> {
     let lm = a.model.load_checked()?;
     let states = StateSet::load(&a.states)?;
     let questions = p3::read_questions(&file.base_dir().join(&cfg.questions))?;
-    let steer_state = a.steer.or(cfg.steer_state.clone());
-    let steps = a.steer_steps.unwrap_or(cfg.steer_steps.clone());
+    let steer_state = a.steer.clone().or(cfg.steer_state.clone());
+    let steps = a.steer_steps.clone().unwrap_or(cfg.steer_steps.clone());
+    if let Some(shard) = a.shard.part(Some(&a.out))? {
+        let job = lantern_experiments::shard::sessions::SessionsJob {
+            lm: &lm,
+            cfg: &cfg,
+            states: &states,
+            questions: &questions,
+            steer: steer_state.as_deref().map(|st| (st, steps.as_slice())),
+        };
+        let pb = progress(a.model.quiet, 0, "session blocks");
+        return crate::shard_cmd::sessions_part(&a, &job, shard, &mut |d, n| {
+            pb.set_length(n as u64);
+            pb.set_position(d as u64)
+        });
+    }
     let pb = progress(a.model.quiet, cfg.steps, "session steps");
     let s = p3::run_sessions(
         &lm,

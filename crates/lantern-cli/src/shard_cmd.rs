@@ -1,4 +1,5 @@
-//! `--shard I/N` with `--out PART.jsonl` on the sweep commands (patch, shapley): the glue
+//! `--shard I/N` with `--out PART.jsonl` on the sweep commands (patch, shapley, scale,
+//! sessions): the glue
 //! between their arguments and `lantern_experiments::shard`.
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use serde_json::json;
 
 use crate::p1_cmds::{PatchArgs, ScaleArgs};
 use crate::p2_cmds::ShapleyArgs;
+use crate::p3_cmds::SessionsArgs;
 
 #[derive(Args, Debug, Clone)]
 pub struct ShardArgs {
@@ -168,5 +170,24 @@ pub fn scale_part(
     });
     let s = shard::scale::run_part(job, options, shard, out, tick)?;
     report(shard, out, s);
+    Ok(())
+}
+
+pub fn sessions_part(
+    a: &SessionsArgs,
+    job: &shard::sessions::SessionsJob,
+    shard: ShardSpec,
+    tick: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let config = std::fs::read_to_string(&a.config)
+        .with_context(|| format!("reading {}", a.config.display()))?;
+    // The states file (already loaded, so a file) can be large: its sha256 stands for it.
+    let states_sha256 = shard::model_sha256(&a.states.to_string_lossy())?;
+    let options = json!({
+        "config": config, "states_sha256": states_sha256, "steer": job.steer,
+        "dtype": a.model.dtype, "device": device_kind(&a.model.device),
+    });
+    let s = shard::sessions::run_part(job, options, shard, &a.out, tick)?;
+    report(shard, &a.out, s);
     Ok(())
 }

@@ -70,12 +70,7 @@ impl ResultsDir {
     }
     /// Writes CSV rows (first row = header) atomically.
     pub fn csv(&self, name: &str, rows: &[Vec<String>]) -> Result<PathBuf> {
-        let mut w = csv::Writer::from_writer(Vec::new());
-        for r in rows {
-            w.write_record(r)?;
-        }
-        let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
-        self.text(name, &String::from_utf8(bytes)?)
+        self.text(name, &csv_text(rows)?)
     }
     pub fn text(&self, name: &str, text: &str) -> Result<PathBuf> {
         let path = self.path(name);
@@ -103,4 +98,14 @@ pub fn grid_csv(
         );
     }
     out
+}
+
+/// `rows` as CSV text, as [`ResultsDir::csv`] writes it.
+pub fn csv_text(rows: &[Vec<String>]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.write_record(r)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("csv: {e}"))?;
+    Ok(String::from_utf8(bytes)?)
 }

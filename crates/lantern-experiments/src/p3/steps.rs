@@ -320,6 +320,33 @@ pub fn run_sessions(
     steer: Option<(&str, &[usize])>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Sessions> {
+    run_session_range(
+        lm,
+        cfg,
+        states,
+        questions,
+        0..n_sessions,
+        n_steps,
+        steer,
+        progress,
+    )
+}
+
+/// [`run_sessions`] for the sessions `range` of a larger run (a shard's block): session `s`
+/// asks its questions in the order seeded by its global index, and generation is seeded per
+/// step, so a range aligned on `cfg.batch_size` records exactly what the whole run records
+/// for those sessions (same batches, same padding, same sampling streams).
+#[allow(clippy::too_many_arguments)]
+pub fn run_session_range(
+    lm: &LoadedModel,
+    cfg: &P3Config,
+    states: &StateSet,
+    questions: &[String],
+    range: std::ops::Range<usize>,
+    n_steps: usize,
+    steer: Option<(&str, &[usize])>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Sessions> {
     let usable = usable_state_names(cfg, states)?;
     let steer = match steer {
         Some((name, steps)) => {
@@ -347,7 +374,7 @@ pub fn run_sessions(
         states,
         &usable,
         questions,
-        n_sessions,
+        range,
         n_steps,
         steer,
         &[],
@@ -371,12 +398,13 @@ fn record_sessions(
     states: &StateSet,
     usable: &[String],
     questions: &[String],
-    n_sessions: usize,
+    range: std::ops::Range<usize>,
     n_steps: usize,
     steer: Option<Steer>,
     fluency_steps: &[usize],
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Sessions> {
+    let (first, n_sessions) = (range.start, range.len());
     let idx: Vec<usize> = usable
         .iter()
         .map(|s| states.state_index(s).expect("usable state exists"))
@@ -400,7 +428,7 @@ fn record_sessions(
         .map(|s| {
             let mut o: Vec<usize> = (0..questions.len()).collect();
             o.shuffle(&mut ChaCha8Rng::seed_from_u64(
-                cfg.seed.wrapping_add(s as u64),
+                cfg.seed.wrapping_add((first + s) as u64),
             ));
             o
         })
@@ -685,7 +713,7 @@ pub fn intervention_check(
             states,
             &names,
             questions,
-            cfg.check_sessions,
+            0..cfg.check_sessions,
             steps,
             steer,
             &at,

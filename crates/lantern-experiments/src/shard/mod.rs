@@ -12,9 +12,11 @@
 //! # Blocks
 //!
 //! A block is what one forward batch of the unsharded command computes: a patching sweep's
-//! patches of one layer `batch_size` at a time, or the coalitions one Shapley estimator hands the
-//! model in one call. Shard `I` of `N` runs the blocks `b` with `b % N == I`. Since every unit is
-//! computed in the same batch as in one run, merged numbers are bit-identical to one run's.
+//! patches of one layer `batch_size` at a time, the coalitions one Shapley estimator hands the
+//! model in one call, one α of a value-scaling sweep, or P3's `batch_size` consecutive sessions
+//! (one generation batch). Shard `I` of `N` runs the blocks `b` with `b % N == I`. Since every
+//! unit is computed in the same batch as in one run, merged numbers are bit-identical to one
+//! run's.
 //!
 //! # Resuming
 //!
@@ -33,6 +35,7 @@
 mod part;
 pub mod patch;
 pub mod scale;
+pub mod sessions;
 pub mod shapley;
 mod spec;
 
@@ -82,7 +85,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 pub struct Merged {
     pub command: String,
     pub json: serde_json::Value,
-    /// `json` as the unsharded command's `--json` prints it (without the final newline).
+    /// `json` as the unsharded command's `--json` prints it (without the final newline); for
+    /// `sessions`, the series CSV it writes to `--out`.
     pub text: String,
     pub parts: usize,
     pub units: usize,
@@ -112,6 +116,7 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<Merged> {
         "patch" => patch::expected_blocks(&first.header)?,
         "shapley" => shapley::expected_blocks(&first.header)?,
         "scale" => scale::expected_blocks(&first.header)?,
+        "sessions" => sessions::expected_blocks(&first.header)?,
         other => bail!(
             "{}: unknown command `{other}` in the header",
             first.path.display()
@@ -119,8 +124,12 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> Result<Merged> {
     };
     let table = collect_units(&parts, &expected)?;
     // The text as the unsharded command prints it: its own struct's field order for Shapley,
-    // a JSON value's (sorted keys) for patching.
+    // a JSON value's (sorted keys) for patching, the series CSV it writes for sessions.
     let (json, text) = match first.header.command.as_str() {
+        "sessions" => {
+            let s = sessions::merged_sessions(&first.header, &table)?;
+            (serde_json::to_value(&s)?, sessions::merged_csv(&s)?)
+        }
         "patch" | "scale" => {
             let json = match first.header.command.as_str() {
                 "patch" => patch::merged_json(&first.header, &table)?,

@@ -19,7 +19,7 @@ pub const PART_FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Header {
     pub lantern_part: u32,
-    /// The command that wrote it (`patch`, `shapley`).
+    /// The command that wrote it (`patch`, `shapley`, `scale`, `sessions`).
     pub command: String,
     /// Where the model was loaded from (it may differ between machines; the sha256 may not).
     pub model: String,
