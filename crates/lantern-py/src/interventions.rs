@@ -18,7 +18,7 @@ enum Op {
     Add(Tensor),
     Replace(Tensor),
     /// The same point of a cached run (looked up by the hook's name when attached).
-    PatchCache(Py<Cache>),
+    PatchCache(std::sync::Arc<Py<Cache>>),
     PatchArray(Tensor),
 }
 
@@ -173,7 +173,7 @@ pub fn patch(
     rows: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<BuiltinHook> {
     let op = match source.extract::<Py<Cache>>() {
-        Ok(cache) => Op::PatchCache(cache),
+        Ok(cache) => Op::PatchCache(std::sync::Arc::new(cache)),
         Err(_) => Op::PatchArray(from_numpy(source, "patch")?),
     };
     builtin(op, rows, positions, heads)
