@@ -8,7 +8,9 @@ use lantern_attribution::lens::logit_lens;
 use lantern_attribution::patching::{
     patch_sweep_blocks, BlockOptions, MetricKind, PatchGrid, PatchTarget, SweepOptions,
 };
-use lantern_shapley::{Absent, Coalition, Game, Method, PromptGame, ShapleyError, Template, ValueKind};
+use lantern_shapley::{
+    Absent, Coalition, Game, Method, PromptGame, ShapleyError, Template, ValueKind,
+};
 use numpy::{PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -33,7 +35,9 @@ fn progress_bar(quiet: bool, what: &'static str) -> indicatif::ProgressBar {
 fn matrix<'py>(py: Python<'py>, rows: &[Vec<f64>]) -> PyResult<Bound<'py, PyAny>> {
     let cols = rows.first().map_or(0, Vec::len);
     let flat: Vec<f64> = rows.iter().flatten().copied().collect();
-    Ok(PyArray1::from_vec(py, flat).reshape([rows.len(), cols])?.into_any())
+    Ok(PyArray1::from_vec(py, flat)
+        .reshape([rows.len(), cols])?
+        .into_any())
 }
 
 /// A token given as text (must be one token) or as an id.
@@ -76,7 +80,11 @@ impl Game for PyGame {
                     let v: f64 = v.extract(py).map_err(|_| {
                         pyo3::exceptions::PyTypeError::new_err(format!(
                             "the value function must return a float, got {}",
-                            v.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                            v.bind(py)
+                                .get_type()
+                                .name()
+                                .map(|n| n.to_string())
+                                .unwrap_or_default()
                         ))
                     })?;
                     Ok(v)
@@ -116,7 +124,11 @@ fn shapley_options(budget: usize, seed: u64, batch_size: usize) -> lantern_shapl
     lantern_shapley::RunOptions {
         budget: if budget == 0 { defaults.budget } else { budget },
         seed,
-        batch_size: if batch_size == 0 { defaults.batch_size } else { batch_size },
+        batch_size: if batch_size == 0 {
+            defaults.batch_size
+        } else {
+            batch_size
+        },
         ..defaults
     }
 }
@@ -197,7 +209,14 @@ pub fn shapley_game<'py>(
         func: value_fn,
         pending: pending.clone(),
     };
-    let r = run_shapley(py, game, method, &shapley_options(budget, seed, batch_size), quiet, &pending)?;
+    let r = run_shapley(
+        py,
+        game,
+        method,
+        &shapley_options(budget, seed, batch_size),
+        quiet,
+        &pending,
+    )?;
     shapley_dict(py, &r)
 }
 
@@ -221,11 +240,7 @@ pub fn causal_graph(
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let values = a
-                .as_array()
-                .outer_iter()
-                .map(|row| row.to_vec())
-                .collect();
+            let values = a.as_array().outer_iter().map(|row| row.to_vec()).collect();
             lantern_causal::Session::new(format!("s{i}"), values)
         })
         .collect();
@@ -268,7 +283,8 @@ impl Model {
         position: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let lm = self.lm();
-        let batch = lantern_engine::Batch::from_prompts(&lm.tokenizer, &[prompt]).map_err(engine_err)?;
+        let batch =
+            lantern_engine::Batch::from_prompts(&lm.tokenizer, &[prompt]).map_err(engine_err)?;
         let dir = LogitDirection {
             target: token(self, target)?,
             versus: versus.map(|v| token(self, v)).transpose()?,
@@ -312,7 +328,8 @@ impl Model {
         top_k: usize,
     ) -> PyResult<Bound<'py, PyDict>> {
         let lm = self.lm();
-        let batch = lantern_engine::Batch::from_prompts(&lm.tokenizer, &[prompt]).map_err(engine_err)?;
+        let batch =
+            lantern_engine::Batch::from_prompts(&lm.tokenizer, &[prompt]).map_err(engine_err)?;
         let tracked: Vec<u32> = track
             .unwrap_or_default()
             .iter()
@@ -322,7 +339,10 @@ impl Model {
             .detach(|| logit_lens(&lm.model, &lm.tokenizer, &batch, position, top_k, &tracked))
             .map_err(engine_err)?;
         let out = PyDict::new(py);
-        out.set_item("layers", rows.iter().map(|r| r.point.clone()).collect::<Vec<_>>())?;
+        out.set_item(
+            "layers",
+            rows.iter().map(|r| r.point.clone()).collect::<Vec<_>>(),
+        )?;
         let top: Vec<Vec<(String, f32)>> = rows
             .iter()
             .map(|r| r.top.iter().map(|t| (t.token.clone(), t.prob)).collect())
@@ -330,7 +350,10 @@ impl Model {
         out.set_item("top", top)?;
         out.set_item(
             "tracked",
-            tracked.iter().map(|&i| lm.tokenizer.token_text(i)).collect::<Vec<_>>(),
+            tracked
+                .iter()
+                .map(|&i| lm.tokenizer.token_text(i))
+                .collect::<Vec<_>>(),
         )?;
         let prob: Vec<Vec<f64>> = rows
             .iter()
@@ -341,7 +364,10 @@ impl Model {
             .map(|r| r.tracked.iter().map(|t| t.rank as f64).collect())
             .collect();
         out.set_item("prob", matrix(py, &prob)?)?;
-        out.set_item("rank", matrix(py, &rank)?.call_method1("astype", ("int64",))?)?;
+        out.set_item(
+            "rank",
+            matrix(py, &rank)?.call_method1("astype", ("int64",))?,
+        )?;
         Ok(out)
     }
 
@@ -452,7 +478,14 @@ impl Model {
         scorer.batch_size = batch_size.max(1);
         let game = PromptGame::new(template, absent, value, scorer).map_err(value_err)?;
         let pending = PendingError::default();
-        let r = run_shapley(py, game, method, &shapley_options(budget, seed, 0), quiet, &pending)?;
+        let r = run_shapley(
+            py,
+            game,
+            method,
+            &shapley_options(budget, seed, 0),
+            quiet,
+            &pending,
+        )?;
         shapley_dict(py, &r)
     }
 }

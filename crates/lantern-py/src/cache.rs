@@ -22,7 +22,12 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(cache: ActivationCache, cfg: ModelConfig, pad_left: Vec<usize>, seq_len: usize) -> Self {
+    pub fn new(
+        cache: ActivationCache,
+        cfg: ModelConfig,
+        pad_left: Vec<usize>,
+        seq_len: usize,
+    ) -> Self {
         let tensors = cache.iter().map(|(p, t)| (*p, t.clone())).collect();
         Cache {
             tensors,
@@ -98,7 +103,10 @@ impl Cache {
     }
     fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
         let keys = slf.keys();
-        Ok(pyo3::types::PyList::new(slf.py(), keys)?.as_any().try_iter()?.into_any())
+        Ok(pyo3::types::PyList::new(slf.py(), keys)?
+            .as_any()
+            .try_iter()?
+            .into_any())
     }
     /// Hook names held, in forward order.
     fn keys(&self) -> Vec<String> {

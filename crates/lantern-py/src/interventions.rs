@@ -74,7 +74,10 @@ fn indices(obj: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<Vec<us
         obj.extract().map_err(|_| {
             PyTypeError::new_err(format!(
                 "{what}: expected an int or a list of ints, got {}",
-                obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?
     };
@@ -123,16 +126,24 @@ pub fn scale(
     rows: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<BuiltinHook> {
     if alpha.is_instance_of::<pyo3::types::PyString>() {
-        return Err(PyTypeError::new_err("scale: alpha must be a number, got a str"));
+        return Err(PyTypeError::new_err(
+            "scale: alpha must be a number, got a str",
+        ));
     }
     let alpha: f64 = alpha.extract().map_err(|_| {
         PyTypeError::new_err(format!(
             "scale: alpha must be a number, got {}",
-            alpha.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            alpha
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ))
     })?;
     if !alpha.is_finite() {
-        return Err(PyValueError::new_err(format!("scale: alpha must be finite, got {alpha}")));
+        return Err(PyValueError::new_err(format!(
+            "scale: alpha must be finite, got {alpha}"
+        )));
     }
     builtin(Op::Scale(alpha), rows, positions, heads)
 }
@@ -158,7 +169,12 @@ pub fn replace(
     positions: Option<&Bound<'_, PyAny>>,
     rows: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<BuiltinHook> {
-    builtin(Op::Replace(from_numpy(array, "replace")?), rows, positions, heads)
+    builtin(
+        Op::Replace(from_numpy(array, "replace")?),
+        rows,
+        positions,
+        heads,
+    )
 }
 
 /// Replaces the selected part by the same point of another run: a `Cache` from
@@ -210,9 +226,9 @@ fn callable(func: Py<PyAny>, pending: PendingError) -> Intervention {
                 layer: ctx.point.layer,
                 pos_offset: ctx.pos_offset,
             };
-            let returned = func
-                .call1(py, (arr.clone(), info))
-                .map_err(|e| with_hook_note(py, e, &format!("raised by the Python hook at {name}")))?;
+            let returned = func.call1(py, (arr.clone(), info)).map_err(|e| {
+                with_hook_note(py, e, &format!("raised by the Python hook at {name}"))
+            })?;
             let returned = returned.bind(py);
             let y = if returned.is_none() {
                 from_numpy(arr.as_any(), &format!("the hook at {name}"))?
@@ -294,7 +310,11 @@ fn to_intervention(
                     "patch: the cache holds no `{point}`; capture it with run_with_cache(..., names_filter=\"{point}\")"
                 ))
             })?;
-            Intervention::patch(source.to_dtype(DType::F32).map_err(crate::errors::value_err)?)
+            Intervention::patch(
+                source
+                    .to_dtype(DType::F32)
+                    .map_err(crate::errors::value_err)?,
+            )
         }
     };
     let _ = py;
@@ -309,4 +329,3 @@ fn to_intervention(
     }
     Ok(iv)
 }
-

@@ -78,13 +78,15 @@ pub fn load(
             m.str()
                 .ok()
                 .filter(|_| {
-                    m.is_instance_of::<PyString>()
-                        || m.hasattr("__fspath__").unwrap_or(false)
+                    m.is_instance_of::<PyString>() || m.hasattr("__fspath__").unwrap_or(false)
                 })
                 .ok_or_else(|| {
                     PyTypeError::new_err(format!(
                         "model: expected a path or a name, got {}",
-                        m.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        m.get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?
                 .to_string(),
@@ -130,7 +132,11 @@ pub fn batch_of(lm: &LoadedModel, prompts: &Bound<'_, PyAny>) -> PyResult<Batch>
             }
         };
         let vocab = lm.model.config().vocab_size;
-        if let Some(&bad) = arr.as_array().iter().find(|&&i| i < 0 || i as usize >= vocab) {
+        if let Some(&bad) = arr
+            .as_array()
+            .iter()
+            .find(|&&i| i < 0 || i as usize >= vocab)
+        {
             return Err(pyo3::exceptions::PyIndexError::new_err(format!(
                 "token id {bad} is out of range: the vocabulary has {vocab} tokens"
             )));
@@ -202,7 +208,10 @@ impl Model {
     /// Each token of one prompt as text.
     fn to_str_tokens(&self, prompt: &str) -> PyResult<Vec<String>> {
         let ids = self.lm.tokenizer.encode(prompt).map_err(engine_err)?;
-        Ok(ids.iter().map(|&i| self.lm.tokenizer.token_text(i)).collect())
+        Ok(ids
+            .iter()
+            .map(|&i| self.lm.tokenizer.token_text(i))
+            .collect())
     }
     /// Text of token ids (an int, a list of ints or a 1-D array).
     fn to_string(&self, tokens: &Bound<'_, PyAny>) -> PyResult<String> {
@@ -219,11 +228,14 @@ impl Model {
         let ids = ids
             .into_iter()
             .map(|i| {
-                u32::try_from(i).ok().filter(|&u| (u as usize) < vocab).ok_or_else(|| {
-                    pyo3::exceptions::PyIndexError::new_err(format!(
-                        "token id {i} is out of range: the vocabulary has {vocab} tokens"
-                    ))
-                })
+                u32::try_from(i)
+                    .ok()
+                    .filter(|&u| (u as usize) < vocab)
+                    .ok_or_else(|| {
+                        pyo3::exceptions::PyIndexError::new_err(format!(
+                            "token id {i} is out of range: the vocabulary has {vocab} tokens"
+                        ))
+                    })
             })
             .collect::<PyResult<Vec<u32>>>()?;
         self.lm.tokenizer.decode(&ids).map_err(engine_err)
@@ -261,7 +273,13 @@ impl Model {
         let batch = batch_of(lm, prompts)?;
         let points = names(cfg, names_filter)?;
         let pending = PendingError::default();
-        let mut hooks = attach(py, Hooks::new().capture_all(points), cfg, fwd_hooks, &pending)?;
+        let mut hooks = attach(
+            py,
+            Hooks::new().capture_all(points),
+            cfg,
+            fwd_hooks,
+            &pending,
+        )?;
         let out = run_batch(py, lm, &batch, &mut hooks, &pending)?;
         let logits = out
             .logits
@@ -340,7 +358,10 @@ impl Model {
             capture_steps: false,
         };
         let out = py
-            .detach(|| lm.model.generate_ids(&lm.tokenizer, &batch, &cfg, &mut hooks))
+            .detach(|| {
+                lm.model
+                    .generate_ids(&lm.tokenizer, &batch, &cfg, &mut hooks)
+            })
             .map_err(|e| pending.or(engine_err(e)))?;
         let texts: Vec<String> = out.rows.into_iter().map(|g| g.text).collect();
         if single {
