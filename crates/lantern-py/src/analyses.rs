@@ -149,17 +149,14 @@ fn shapley_dict<'py>(
     Ok(d)
 }
 
-fn run_shapley<G: Game>(
+fn run_shapley<G: Game + Send>(
     py: Python<'_>,
     game: G,
     method: &str,
     opts: &lantern_shapley::RunOptions,
     quiet: bool,
     pending: &PendingError,
-) -> PyResult<lantern_shapley::ShapleyResult>
-where
-    G: Send,
-{
+) -> PyResult<lantern_shapley::ShapleyResult> {
     let method: Method = method.parse().map_err(value_err)?;
     let pb = progress_bar(quiet, "shapley");
     let mut game = Interruptible {
