@@ -371,7 +371,12 @@ fn seeded(n: usize, seed: u64) -> Vec<f32> {
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
     let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
     let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    (a * b).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    (a * b)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 /// The metric of `batch`'s run with `delta` added at `point`.
@@ -385,7 +390,11 @@ fn metric_with_added(
     let mut hooks = Hooks::new().intervene(point, Intervention::add(delta.clone()));
     let out = lm
         .model
-        .run(batch, &mut hooks, RunOptions::default().logits(Logits::Last))
+        .run(
+            batch,
+            &mut hooks,
+            RunOptions::default().logits(Logits::Last),
+        )
         .unwrap();
     f64::from(f(&out).unwrap().to_scalar::<f32>().unwrap())
 }
@@ -422,24 +431,20 @@ fn atp_gradients_match_finite_differences() {
             .iter()
             .flat_map(|&k| [HookPoint::block(0, k), HookPoint::block(1, k)])
             .collect();
-        let (g, _) = hook_gradients(
-            &lm.model,
-            &corrupted,
-            &points,
-            &[],
-            &f,
-            Logits::Last,
-            None,
-        )
-        .unwrap();
+        let (g, _) =
+            hook_gradients(&lm.model, &corrupted, &points, &[], &f, Logits::Last, None).unwrap();
         let mut clean_hooks = Hooks::new().capture_all(points.iter().copied());
         lm.model
             .run(&clean, &mut clean_hooks, RunOptions::default())
             .unwrap();
         for (i, &point) in points.iter().enumerate() {
             let act = &g.activations[i];
-            let random = Tensor::from_vec(seeded(act.elem_count(), i as u64 + 1), act.shape(), act.device())
-                .unwrap();
+            let random = Tensor::from_vec(
+                seeded(act.elem_count(), i as u64 + 1),
+                act.shape(),
+                act.device(),
+            )
+            .unwrap();
             let towards_clean = (clean_hooks.cache.require(point).unwrap() - act).unwrap();
             for (name, v) in [("random", random), ("clean-corrupted", towards_clean)] {
                 let size = dot(&v, &v).sqrt().max(1e-12);
@@ -503,7 +508,11 @@ fn atp_is_exact_for_a_metric_linear_in_the_last_residual() {
                 .intervene(point, Intervention::patch(clean_act.clone()).positions([p]));
             let out = lm
                 .model
-                .run(&corrupted, &mut hooks, RunOptions::default().logits(Logits::Last))
+                .run(
+                    &corrupted,
+                    &mut hooks,
+                    RunOptions::default().logits(Logits::Last),
+                )
                 .unwrap();
             let exact = f64::from(linear(&out).unwrap().to_scalar::<f32>().unwrap());
             if kind == HookKind::ResidPost {
@@ -642,9 +651,10 @@ fn atp_qk_fix_uses_the_exactly_patched_pattern() {
             let mut checked = 0;
             for (h, row) in atp.estimate.values.iter().enumerate() {
                 for (p, v) in row.iter().enumerate() {
-                    let iv = Intervention::patch(clean_hooks.cache.require(source).unwrap().clone())
-                        .positions([p])
-                        .heads([h]);
+                    let iv =
+                        Intervention::patch(clean_hooks.cache.require(source).unwrap().clone())
+                            .positions([p])
+                            .heads([h]);
                     let mut hooks = Hooks::new().intervene(source, iv).capture(pattern);
                     lm.model
                         .run(&corrupted, &mut hooks, RunOptions::default())
@@ -662,4 +672,57 @@ fn atp_qk_fix_uses_the_exactly_patched_pattern() {
             assert!(checked > 0, "{arch} {target:?}: every cell had no effect");
         }
     }
+}
+
+/// GradDrop (AtP*): with layer `l`'s block outputs cut from the backward pass, cells above `l`
+/// and cells of layer `l`'s own outputs keep their plain AtP gradient, so on a 2-layer model a
+/// last-layer `mlp_out` cell scores `(|AtP| + |AtP|) / (L − 1) = 2 |AtP|`; a layer-0 `resid_pre`
+/// cell loses the paths through layer 0's block when layer 0 is dropped, so it differs.
+#[test]
+fn atp_grad_drop_keeps_paths_it_does_not_cut() {
+    let lm = load_fixture("llama");
+    let (clean, corrupted) = pair("llama");
+    assert_eq!(lm.model.config().n_layers, 2);
+    let metric = Metric::LogitDiff {
+        target: 7,
+        versus: 9,
+    };
+    let opts = AtpOptions {
+        qk_fix: true,
+        grad_drop: true,
+    };
+    let run = |target| {
+        atp_sweep(
+            &lm.model,
+            &clean,
+            &corrupted,
+            target,
+            PatchGrid::LayerPosition,
+            metric,
+            opts,
+        )
+        .unwrap()
+    };
+    let mlp = run(PatchTarget::MlpOut);
+    assert_eq!(mlp.backward_passes, 3);
+    let gd = mlp.grad_drop.as_ref().unwrap();
+    for (p, v) in mlp.estimate.values[1].iter().enumerate() {
+        let plain = (v - mlp.estimate.corrupted).abs();
+        assert!(
+            (gd[1][p] - 2.0 * plain).abs() <= 1e-5 * (1.0 + plain),
+            "position {p}: GradDrop {} vs 2|AtP| {}",
+            gd[1][p],
+            2.0 * plain
+        );
+    }
+    let resid = run(PatchTarget::ResidPre);
+    let gd = resid.grad_drop.as_ref().unwrap();
+    let differs = resid.estimate.values[0]
+        .iter()
+        .enumerate()
+        .any(|(p, v)| (gd[0][p] - 2.0 * (v - resid.estimate.corrupted).abs()).abs() > 1e-4);
+    assert!(
+        differs,
+        "dropping layer 0 changed no layer-0 resid_pre score"
+    );
 }

@@ -141,7 +141,9 @@ pub fn hook_gradients(
     for (p, slot) in points.iter().zip(&slots) {
         let taken = slot.lock().expect("the run is over").take();
         let (act, zero) = taken.ok_or_else(|| {
-            Error::invalid(format!("the run never passed through {p}, so it has no gradient"))
+            Error::invalid(format!(
+                "the run never passed through {p}, so it has no gradient"
+            ))
         })?;
         let g = match grads.get(zero.as_tensor()) {
             Some(g) => g.detach(),
@@ -171,7 +173,10 @@ pub fn metric_scalar(metric: Metric) -> impl Fn(&Output) -> Result<Tensor> {
             .as_ref()
             .ok_or_else(|| Error::invalid("this run computed no logits"))?;
         let t = logits.dim(1)?;
-        let last = logits.narrow(1, t - 1, 1)?.flatten_all()?.to_dtype(DType::F32)?; // [V]
+        let last = logits
+            .narrow(1, t - 1, 1)?
+            .flatten_all()?
+            .to_dtype(DType::F32)?; // [V]
         Ok(match metric {
             Metric::LogitDiff { target, versus } | Metric::Normalized { target, versus } => {
                 (last.get(target as usize)? - last.get(versus as usize)?)?
@@ -368,11 +373,7 @@ fn contributions(
     let axes = kind.axes();
     let values: Vec<Vec<f32>> = match (prod.rank(), axes.head) {
         // [T, M]
-        (2, None) => prod
-            .sum_keepdim(1)?
-            .to_vec2::<f32>()?
-            .into_iter()
-            .collect(),
+        (2, None) => prod.sum_keepdim(1)?.to_vec2::<f32>()?.into_iter().collect(),
         // [T, H, D]
         (3, Some(2)) => prod.sum(2)?.to_vec2::<f32>()?,
         // [H, T, K] (pattern / scores): positions are query positions

@@ -21,8 +21,8 @@ pub use atp::{atp_sweep, hook_gradients, rank_cells, AtpOptions, AtpResult, Hook
 pub use dla::{direct_logit_attribution, logit_direction, rank_heads, Dla, LogitDirection};
 pub use lens::{logit_lens, token_stats, LensLayer, TokenStat};
 pub use patching::{
-    patch_blocks, patch_cells, patch_sweep, patch_sweep_blocks, patch_sweep_naive, BlockOptions, CellValue,
-    Metric, MetricKind, PatchBlocks, PatchGrid, PatchResult, PatchTarget, SweepOptions,
+    patch_blocks, patch_cells, patch_sweep, patch_sweep_blocks, patch_sweep_naive, BlockOptions,
+    CellValue, Metric, MetricKind, PatchBlocks, PatchGrid, PatchResult, PatchTarget, SweepOptions,
 };
 pub use scaling::{
     alpha_sweep, classify, other_kind, wilson_interval, AlphaPoint, Answer, OtherBreakdown,

@@ -302,7 +302,12 @@ impl Default for SweepOptions<'_> {
     }
 }
 
-pub(crate) fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) -> Result<()> {
+pub(crate) fn check_pair(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    metric: &Metric,
+) -> Result<()> {
     if clean.len() != 1 || corrupted.len() != 1 {
         return Err(Error::invalid(
             "patching takes one clean and one corrupted prompt",
@@ -718,7 +723,12 @@ fn patch_each(
                 RunOptions::default().logits(Logits::Last),
             )?
             .last_logits()?;
-        scores.push(finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]));
+        scores.push(finish(
+            &metric,
+            m_clean,
+            m_corrupted,
+            metric.raw(&logits)?[0],
+        ));
     }
     Ok((m_clean, m_corrupted, scores))
 }

@@ -123,17 +123,27 @@ pub fn patch_atp(a: &PatchArgs) -> Result<()> {
         est.col_labels.len(),
         atp_seconds,
         report.atp.backward_passes,
-        if report.atp.backward_passes == 1 { "" } else { "es" }
+        if report.atp.backward_passes == 1 {
+            ""
+        } else {
+            "es"
+        }
     );
     println!("largest estimated effects:");
     for &(r, c, v) in ranked.iter().take(10) {
-        println!("  {:>5} {:>6}  {v:+.4}", est.row_labels[r], est.col_labels[c]);
+        println!(
+            "  {:>5} {:>6}  {v:+.4}",
+            est.row_labels[r], est.col_labels[c]
+        );
     }
     if k > 0 {
         println!("verified exactly ({k} cells, {verify_seconds:.2} s):");
         println!("  {:>5} {:>6}  {:>9} {:>9}", "row", "col", "atp", "exact");
         for v in &report.verified {
-            println!("  {:>5} {:>6}  {:>+9.4} {:>+9.4}", v.row, v.col, v.atp, v.exact);
+            println!(
+                "  {:>5} {:>6}  {:>+9.4} {:>+9.4}",
+                v.row, v.col, v.atp, v.exact
+            );
         }
     }
     Ok(())
