@@ -466,6 +466,26 @@ fn atp_gradients_match_finite_differences() {
     }
 }
 
+/// The norm scales are recorded but not read back by the forward pass: no gradient there, and
+/// asking for one is an error that names the point (not a silent zero).
+#[test]
+fn atp_refuses_points_without_a_gradient() {
+    let lm = load_fixture("llama");
+    let (_, corrupted) = pair("llama");
+    let f = lantern_attribution::atp::metric_scalar(Metric::LogitDiff {
+        target: 7,
+        versus: 9,
+    });
+    let point = HookPoint::block(1, HookKind::Ln1Scale);
+    let err = hook_gradients(&lm.model, &corrupted, &[point], &[], &f, Logits::Last, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("blocks.1.ln1.hook_scale") && err.contains("no gradient"),
+        "{err}"
+    );
+}
+
 /// For a metric linear in the final residual stream, the AtP estimate of patching the last
 /// layer's `resid_post` (which *is* the final residual) at any position is exact: the map has
 /// no curvature there. A cell one block earlier (`resid_pre` of the last layer) is not, which

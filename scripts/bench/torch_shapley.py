@@ -80,8 +80,10 @@ def prefix_cache(model, prefix_ids):
     from transformers import DynamicCache  # noqa: F401  (the type model() returns)
 
     with torch.inference_mode():
-        pkv = model(input_ids=torch.tensor([prefix_ids]), use_cache=True).past_key_values
-    return [(layer.keys, layer.values) for layer in pkv.layers]
+        pkv = model(input_ids=torch.tensor([prefix_ids]), use_cache=True).cache
+    kv = [(layer.keys, layer.values) for layer in pkv.layers]
+    assert all(k.shape[2] == len(prefix_ids) for k, _ in kv), "the prefix run cached nothing"
+    return kv
 
 
 def logp_batch_cached(model, kv, n_prefix, suffixes, n_target, pad_id):
@@ -102,8 +104,9 @@ def logp_batch_cached(model, kv, n_prefix, suffixes, n_target, pad_id):
         config=model.config,
     )
     with torch.inference_mode():
-        logits = model(input_ids=ids, attention_mask=att, position_ids=pos, past_key_values=cache,
+        logits = model(input_ids=ids, attention_mask=att, position_ids=pos, cache=cache,
                        use_cache=True).logits
+    assert cache.get_seq_length() == n_prefix + S, "the cached prefix was not used"
     out = torch.empty(B, dtype=torch.float64)
     for i, s in enumerate(suffixes):
         n = len(s)

@@ -102,6 +102,11 @@ pub fn hook_gradients(
     logits: Logits,
     drop_layer: Option<usize>,
 ) -> Result<(HookGradients, lantern_engine::ActivationCache)> {
+    if let Some(p) = points.iter().find(|p| !has_gradient(p.kind)) {
+        return Err(Error::invalid(format!(
+            "{p} has no gradient: the forward pass records it but computes on with its own copy (the norm divides by the scale it computed), so attribution patching cannot be taken there"
+        )));
+    }
     let mut hooks = Hooks::new().capture_all(extra_captures.iter().copied());
     if let Some(l) = drop_layer {
         // Inserted before the zero-adds below, so a point of layer `l` itself keeps its own
@@ -162,6 +167,16 @@ pub fn hook_gradients(
         },
         cache,
     ))
+}
+
+/// Whether the metric can have a gradient with respect to a hook point: false for the norm
+/// scales (`ln1/ln2/ln_final.hook_scale`), which the forward pass records but does not read
+/// back, so an intervention there changes nothing downstream.
+pub fn has_gradient(kind: HookKind) -> bool {
+    !matches!(
+        kind,
+        HookKind::Ln1Scale | HookKind::Ln2Scale | HookKind::LnFinalScale
+    )
 }
 
 /// The metric of a patching map as a differentiable scalar of last-position logits (the raw

@@ -17,7 +17,9 @@ pub mod lens;
 pub mod patching;
 pub mod scaling;
 
-pub use atp::{atp_sweep, hook_gradients, rank_cells, AtpOptions, AtpResult, HookGradients};
+pub use atp::{
+    atp_sweep, has_gradient, hook_gradients, rank_cells, AtpOptions, AtpResult, HookGradients,
+};
 pub use dla::{direct_logit_attribution, logit_direction, rank_heads, Dla, LogitDirection};
 pub use lens::{logit_lens, token_stats, LensLayer, TokenStat};
 pub use patching::{
