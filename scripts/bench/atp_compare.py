@@ -84,6 +84,8 @@ def main():
                 "clean_ld": round(exact["clean"], 4), "corrupted_ld": round(exact["corrupted"], 4),
                 "pearson": round(pearson(a, e), 4), "spearman": round(pearson(ranks(a), ranks(e)), 4),
                 "recall_top10_in_atp_top20": sum(i in top_a for i in top_e) / 10,
+                # Ties make the top-10 arbitrary: how many exact cells are within 5% of the top.
+                "exact_cells_within_5pct_of_top": sum(abs(x) >= 0.95 * abs(e[top_e[0]]) for x in e),
                 "exact_seconds": round(t_exact, 3), "atp_seconds": round(t_atp, 3),
             })
             print(json.dumps(rows[-1]), flush=True)
