@@ -169,6 +169,8 @@ def resume_sweep(args, model, tok, c, r, a, b, clean_pre, clean_ld, corr_ld, thr
         diffs = [abs(naive_patch(model, r, k // T, k % T, clean_pre[k // T][k % T], a, b)
                      - float(result[k // T, k % T])) for k in picks]
         res["naive_checked"] = len(picks)
+        # So the check is not vacuous: how far the checked patches move the metric.
+        res["max_abs_effect_checked"] = round(max(abs(float(result[k // T, k % T]) - corr_ld) for k in picks), 4)
         res["max_abs_diff_vs_naive"] = float(f"{max(diffs):.3g}")
     res["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
     res["cpu_count"] = os.cpu_count()
