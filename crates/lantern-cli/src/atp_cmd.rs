@@ -129,7 +129,7 @@ pub fn patch_atp(a: &PatchArgs) -> Result<()> {
             "es"
         }
     );
-    println!("largest estimated effects:");
+    println!("largest estimated effects (the estimated patched score of each cell):");
     for &(r, c, v) in ranked.iter().take(10) {
         println!(
             "  {:>5} {:>6}  {v:+.4}",
