@@ -799,3 +799,53 @@ fn a_model_name_loads_the_cached_model_and_an_unknown_name_lists_the_known_ones(
         assert!(err.contains(name), "{err}");
     }
 }
+
+/// `lantern patch --method atp`: the top cells verified exactly come back beside their AtP
+/// estimates, the JSON is deterministic, and flags that mean nothing are refused by name.
+#[test]
+fn patch_method_atp_verifies_its_top_cells_and_refuses_bad_flags() {
+    let m = model();
+    let m = m.as_str();
+    let base = [
+        "patch",
+        m,
+        "--clean",
+        "Hello there",
+        "--corrupted",
+        "Jello there",
+        "--target",
+        " a",
+        "--versus",
+        " b",
+        "--metric",
+        "logit_diff",
+        "--quiet",
+    ];
+    let with =
+        |extra: &[&'static str]| -> Vec<&str> { base.iter().chain(extra).copied().collect() };
+    let (ok, out, err) = lantern(&with(&["--method", "atp", "--verify", "2", "--json"]));
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let verified = json["verified"].as_array().unwrap();
+    assert_eq!(verified.len(), 2);
+    for v in verified {
+        assert!(v["atp"].as_f64().unwrap().is_finite() && v["exact"].as_f64().unwrap().is_finite());
+    }
+    assert_eq!(json["method"], "atp");
+    let (_, again, _) = lantern(&with(&["--method", "atp", "--verify", "2", "--json"]));
+    assert_eq!(out, again, "same inputs, same JSON");
+    for (extra, needle) in [
+        (&["--method", "atp", "--verify", "0"][..], "--verify 0"),
+        (&["--verify", "3"][..], "belong to --method atp"),
+        (&["--method", "gradient"][..], "unknown --method `gradient`"),
+        (
+            &["--method", "atp", "--shard", "0/2"][..],
+            "takes no --shard",
+        ),
+    ] {
+        let (ok, _, err) = lantern(&with(extra));
+        assert!(!ok, "{extra:?} should fail");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!err.contains("panicked"), "{extra:?}: {err}");
+    }
+}

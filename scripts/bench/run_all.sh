@@ -32,22 +32,26 @@ if [[ "$only" == all || "$only" == patching ]]; then
   lantern_s="$(awk '$1 == "sweep_seconds" { print $2 }' "$tmp/lp.err")"   # the sweep alone, no load
   patches="$("$py" -c "import json; print(json.load(open('$tmp/lp.json'))['result']['patches'])")"
   torch_json="$("$py" scripts/bench/torch_patching.py ${TORCH_MAX_PATCHES:+--max-patches $TORCH_MAX_PATCHES})"
-  add patching "{\"lantern_seconds\": $lantern_s, \"patches\": $patches, \"torch\": $torch_json}"
+  torch_resume_json="$("$py" scripts/bench/torch_patching.py --mode resume)"   # the best PyTorch sweep
+  add patching "{\"lantern_seconds\": $lantern_s, \"patches\": $patches, \"torch\": $torch_json, \"torch_resume\": $torch_resume_json}"
 fi
 
 if [[ "$only" == all || "$only" == shapley ]]; then
+  # SHAPLEY_COMPONENTS=scripts/bench/shapley_prefix.json: the same game after a shared prefix.
+  components="${SHAPLEY_COMPONENTS:-scripts/bench/shapley_components.json}"
   # The same 10 components as torch_shapley.py, as a Lantern template (players c0..c9).
-  "$py" - "$tmp/components.txt" <<'PY'
+  "$py" - "$tmp/components.txt" "$components" <<'PY'
 import json, sys
-d = json.load(open("scripts/bench/shapley_components.json"))
+d = json.load(open(sys.argv[2]))
 open(sys.argv[1], "w").write(d["prefix"] + "".join("{{c%d: %s}}" % (i, c) for i, c in enumerate(d["components"])))
 PY
-  target="$("$py" -c 'import json; print(json.load(open("scripts/bench/shapley_components.json"))["target"])')"
+  target="$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["target"])' "$components")"
   start=$("$py" -c 'import time; print(time.time())')
   "$lantern" shapley "$model" --template "$tmp/components.txt" --value logprob --target "$target" --method exact --batch-size 32 --json --quiet > "$tmp/ls.json"
   end=$("$py" -c 'import time; print(time.time())')
-  torch_json="$("$py" scripts/bench/torch_shapley.py scripts/bench/shapley_components.json)"
-  add shapley "{\"lantern_seconds\": $("$py" -c "print($end - $start)"), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json}"
+  torch_json="$("$py" scripts/bench/torch_shapley.py "$components")"
+  torch_kv_json="$("$py" scripts/bench/torch_shapley.py "$components" --prefix-kv)"
+  add shapley "{\"lantern_seconds\": $("$py" -c "print($end - $start)"), \"lantern\": $(cat "$tmp/ls.json"), \"torch\": $torch_json, \"torch_prefix_kv\": $torch_kv_json}"
 fi
 
 if [[ "$only" == all || "$only" == forward ]]; then

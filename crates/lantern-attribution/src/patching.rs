@@ -198,15 +198,15 @@ pub struct PatchResult {
 
 /// One patch: a layer, and optionally a position and a head.
 #[derive(Debug, Clone, Copy)]
-struct Cell {
-    layer: usize,
-    pos: Option<usize>,
-    head: Option<usize>,
-    row: usize,
-    col: usize,
+pub(crate) struct Cell {
+    pub(crate) layer: usize,
+    pub(crate) pos: Option<usize>,
+    pub(crate) head: Option<usize>,
+    pub(crate) row: usize,
+    pub(crate) col: usize,
 }
 
-fn cells(
+pub(crate) fn cells(
     model: &Model,
     target: PatchTarget,
     grid: PatchGrid,
@@ -281,6 +281,11 @@ fn cells(
     Ok((out, rows, cols))
 }
 
+/// The raw metric (before normalisation) of each row of last-position logits `[B, V]`.
+pub(crate) fn raw_metric(metric: &Metric, logits: &Tensor) -> Result<Vec<f64>> {
+    metric.raw(logits)
+}
+
 /// Options of a sweep.
 pub struct SweepOptions<'a> {
     /// Patched runs per forward batch (default 32).
@@ -297,7 +302,12 @@ impl Default for SweepOptions<'_> {
     }
 }
 
-fn check_pair(model: &Model, clean: &Batch, corrupted: &Batch, metric: &Metric) -> Result<()> {
+pub(crate) fn check_pair(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    metric: &Metric,
+) -> Result<()> {
     if clean.len() != 1 || corrupted.len() != 1 {
         return Err(Error::invalid(
             "patching takes one clean and one corrupted prompt",
@@ -352,7 +362,7 @@ fn baselines(
     Ok((m_clean, m_corrupted, clean_hooks, corrupted_hooks))
 }
 
-fn finish(metric: &Metric, m_clean: f64, m_corrupted: f64, v: f64) -> f64 {
+pub(crate) fn finish(metric: &Metric, m_clean: f64, m_corrupted: f64, v: f64) -> f64 {
     match metric {
         Metric::Normalized { .. } => (v - m_corrupted) / (m_clean - m_corrupted),
         _ => v,
@@ -630,11 +640,74 @@ pub fn patch_sweep_naive(
 ) -> Result<PatchResult> {
     check_pair(model, clean, corrupted, &metric)?;
     let (cells, row_labels, col_labels) = cells(model, target, grid, clean.seq_len())?;
-    let all: Vec<usize> = (0..model.config().n_layers).collect();
-    let (m_clean, m_corrupted, clean_hooks, _) =
-        baselines(model, clean, corrupted, target, &metric, &all)?;
+    let (m_clean, m_corrupted, scores) =
+        patch_each(model, clean, corrupted, target, metric, &cells)?;
     let mut values = vec![vec![0.0; col_labels.len()]; row_labels.len()];
-    for cell in &cells {
+    for (cell, v) in cells.iter().zip(scores) {
+        values[cell.row][cell.col] = v;
+    }
+    Ok(PatchResult {
+        target,
+        grid,
+        metric,
+        row_labels,
+        col_labels,
+        values,
+        clean: m_clean,
+        corrupted: m_corrupted,
+        patches: cells.len(),
+    })
+}
+
+/// The exact score of chosen cells `(row, col)` of a map (one full forward pass each, as
+/// [`patch_sweep_naive`]): what `lantern patch --method atp --verify K` checks the top AtP cells
+/// with. Returns the clean and corrupted baselines and the cells' scores in the order given.
+#[allow(clippy::too_many_arguments)]
+pub fn patch_cells(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    grid: PatchGrid,
+    metric: Metric,
+    chosen: &[(usize, usize)],
+) -> Result<(f64, f64, Vec<f64>)> {
+    check_pair(model, clean, corrupted, &metric)?;
+    let (all, rows, cols) = cells(model, target, grid, clean.seq_len())?;
+    let picked = chosen
+        .iter()
+        .map(|&(r, c)| {
+            all.iter()
+                .find(|cell| cell.row == r && cell.col == c)
+                .copied()
+                .ok_or_else(|| {
+                    Error::invalid(format!(
+                        "no cell ({r}, {c}) in a {} x {} map",
+                        rows.len(),
+                        cols.len()
+                    ))
+                })
+        })
+        .collect::<Result<Vec<Cell>>>()?;
+    patch_each(model, clean, corrupted, target, metric, &picked)
+}
+
+/// Baselines, then one full forward pass per cell.
+fn patch_each(
+    model: &Model,
+    clean: &Batch,
+    corrupted: &Batch,
+    target: PatchTarget,
+    metric: Metric,
+    cells: &[Cell],
+) -> Result<(f64, f64, Vec<f64>)> {
+    let mut layers: Vec<usize> = cells.iter().map(|c| c.layer).collect();
+    layers.sort_unstable();
+    layers.dedup();
+    let (m_clean, m_corrupted, clean_hooks, _) =
+        baselines(model, clean, corrupted, target, &metric, &layers)?;
+    let mut scores = Vec::with_capacity(cells.len());
+    for cell in cells {
         let point = HookPoint::block(cell.layer, target.kind());
         let mut iv = Intervention::patch(clean_hooks.cache.require(point)?.clone());
         if let Some(p) = cell.pos {
@@ -650,19 +723,14 @@ pub fn patch_sweep_naive(
                 RunOptions::default().logits(Logits::Last),
             )?
             .last_logits()?;
-        values[cell.row][cell.col] = finish(&metric, m_clean, m_corrupted, metric.raw(&logits)?[0]);
+        scores.push(finish(
+            &metric,
+            m_clean,
+            m_corrupted,
+            metric.raw(&logits)?[0],
+        ));
     }
-    Ok(PatchResult {
-        target,
-        grid,
-        metric,
-        row_labels,
-        col_labels,
-        values,
-        clean: m_clean,
-        corrupted: m_corrupted,
-        patches: cells.len(),
-    })
+    Ok((m_clean, m_corrupted, scores))
 }
 
 /// `[1, ...] -> [k, ...]` (contiguous).

@@ -1,6 +1,7 @@
 //! `lantern`: the command-line front end. Each subcommand parses its arguments and calls into the
 //! library crates; no analysis lives here.
 
+mod atp_cmd;
 mod engine_cmds;
 mod experiment_cmd;
 mod merge_cmd;

@@ -120,9 +120,26 @@ pub struct PatchArgs {
     /// groups (same scores, more baseline runs) instead of caching every layer at once.
     #[arg(long, value_name = "BYTES", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_cache_bytes: Option<usize>,
+    /// exact (patch every cell) or atp (attribution patching, AtP*: every cell estimated from one
+    /// forward and one backward pass).
+    #[arg(long, default_value = "exact")]
+    pub method: String,
+    /// With --method atp: patch AtP's top K cells (by |effect|) exactly and report both.
+    #[arg(long, value_name = "K")]
+    pub verify: Option<usize>,
+    /// With --method atp: also compute AtP*'s GradDrop scores (one more pass per layer).
+    #[arg(long)]
+    pub grad_drop: bool,
+    /// With --method atp: plain AtP for q/k cells (no recomputed attention softmax).
+    #[arg(long)]
+    pub no_qk_fix: bool,
 }
 
 pub fn patch(a: PatchArgs) -> Result<()> {
+    crate::atp_cmd::check_flags(&a)?;
+    if a.method == "atp" {
+        return crate::atp_cmd::patch_atp(&a);
+    }
     let part = a.shard.part(a.out.as_deref())?;
     let lm = a.model.load()?;
     let clean = Batch::from_prompts(&lm.tokenizer, &[a.clean.as_str()])?;

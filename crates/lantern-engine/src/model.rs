@@ -243,7 +243,7 @@ impl Model {
         let scores = (qh.matmul(&kh.t()?)?.to_dtype(DType::F32)? * cfg.attn_scale)?;
         let scores = scores.broadcast_add(&ctx.masks[&cfg.sliding_window[layer]])?;
         let scores = h.at(AttnScores, scores)?; // [B, H, T, K]
-        let pattern = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(self.dtype)?;
+        let pattern = softmax_keys(&scores)?.to_dtype(self.dtype)?;
         let pattern = h.at(AttnPattern, pattern)?;
         let z = h.at(AttnZ, pattern.matmul(&vh)?.transpose(1, 2)?)?; // [B, T, H, D]
         self.attention_output(a, &z, h)
@@ -312,6 +312,17 @@ impl Model {
         };
         m.down.forward(&h.at(MlpPost, post)?)
     }
+}
+
+/// Softmax over the key axis. candle's fused kernel has no backward pass, so when the scores are
+/// part of a tracked graph (gradients wrt activations, as attribution patching takes them) the
+/// composed, differentiable softmax runs instead; untracked runs keep the fused kernel.
+fn softmax_keys(scores: &Tensor) -> Result<Tensor> {
+    Ok(if scores.track_op() {
+        candle_nn::ops::softmax(scores, D::Minus1)?
+    } else {
+        candle_nn::ops::softmax_last_dim(scores)?
+    })
 }
 
 /// A norm with its two hook points: `x: [B, T, M]` -> normalised `[B, T, M]` (the divisor
