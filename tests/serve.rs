@@ -570,7 +570,7 @@ fn a_full_queue_answers_503_and_shutdown_drains_requests_in_flight() {
         assert_eq!(v["error"]["type"], "overloaded_error");
     }
     let ok: Vec<_> = results.iter().filter(|r| r.0 == 200).collect();
-    assert!(ok.len() >= 2, "{results:?}");
+    assert!(!ok.is_empty() && ok.len() + busy.len() == 6, "{results:?}");
     // Server-wide steering is reported.
     assert_eq!(
         ok[0].2["lantern"]["interventions"],
@@ -660,10 +660,13 @@ fn a_client_that_disconnects_stops_its_generation() {
     )
     .unwrap();
     let mut reader = BufReader::new(conn.try_clone().unwrap());
+    // A few tokens in: the row is running.
     let mut line = String::new();
-    while !line.starts_with("data: {") {
+    let mut chunks = 0;
+    while chunks < 3 {
         line.clear();
         reader.read_line(&mut line).unwrap();
+        chunks += usize::from(line.starts_with("data: {"));
     }
     let health = || -> Value {
         agent().get(&format!("{url}/health")).call().unwrap().into_json().unwrap()

@@ -119,8 +119,15 @@ pub fn parse_all(model: &Model, specs: &[String]) -> ApiResult<Steering> {
             ApiError::invalid(Some("lantern.interventions"), message)
                 .with_code("invalid_intervention")
         };
-        let (point, iv) = lantern_steering::spec::parse_intervention(spec, model)
-            .map_err(|e| bad(e.to_string()))?;
+        let (point, iv) =
+            lantern_steering::spec::parse_intervention(spec, model).map_err(|e| {
+                let m = e.to_string();
+                bad(if m.contains(spec.as_str()) {
+                    m
+                } else {
+                    format!("intervention `{spec}`: {m}")
+                })
+            })?;
         if iv.selection.batch.is_some() {
             return Err(bad(format!(
                 "intervention `{spec}`: row= is not available on the server (each request is \
