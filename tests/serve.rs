@@ -38,7 +38,10 @@ fn hooks_of(specs: &[&str]) -> Hooks {
 /// Log-softmax of a full forward pass: `[T, V]` per prompt position.
 fn forward_logprobs(ids: &[u32], hooks: &mut Hooks) -> Vec<Vec<f64>> {
     let batch = Batch::from_ids(vec![ids.to_vec()]).unwrap();
-    let out = lm().model.run(&batch, hooks, RunOptions::default()).unwrap();
+    let out = lm()
+        .model
+        .run(&batch, hooks, RunOptions::default())
+        .unwrap();
     let logits = out.logits.unwrap().squeeze(0).unwrap();
     logits
         .to_dtype(DType::F32)
@@ -48,7 +51,12 @@ fn forward_logprobs(ids: &[u32], hooks: &mut Hooks) -> Vec<Vec<f64>> {
         .into_iter()
         .map(|row| {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let z = max + row.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+            let z = max
+                + row
+                    .iter()
+                    .map(|&l| (l as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             row.iter().map(|&l| l as f64 - z).collect()
         })
         .collect()
@@ -68,7 +76,12 @@ fn batched_rows_generate_what_each_generates_alone() {
             Sampling::Greedy,
             vec![],
         ),
-        ("My favourite food", vec![zero], Sampling::Greedy, vec![".".into()]),
+        (
+            "My favourite food",
+            vec![zero],
+            Sampling::Greedy,
+            vec![".".into()],
+        ),
         (
             "List three colours:",
             vec![],
@@ -106,10 +119,7 @@ fn batched_rows_generate_what_each_generates_alone() {
             stop_strings: stops.clone(),
             ..Default::default()
         };
-        let alone = lm
-            .model
-            .generate(tok, p, &cfg, &mut hooks_of(ivs))
-            .unwrap();
+        let alone = lm.model.generate(tok, p, &cfg, &mut hooks_of(ivs)).unwrap();
         assert_eq!(outs[i].new_ids, alone.new_ids, "row {i}: {p:?}");
         assert_eq!(outs[i].text, alone.text, "row {i}");
         assert_eq!(deltas[i], outs[i].text, "row {i}: streamed deltas");
@@ -203,14 +213,7 @@ fn start(opts: ServeOptions) -> Running {
             .enable_all()
             .build()?;
         rt.block_on(async move {
-            let server = Server::bind(
-                lm,
-                &ServeOptions {
-                    port: 0,
-                    ..opts
-                },
-            )
-            .await?;
+            let server = Server::bind(lm, &ServeOptions { port: 0, ..opts }).await?;
             addr_tx.send(server.local_addr()?).unwrap();
             server
                 .run(async {
@@ -270,7 +273,11 @@ fn post_raw(url: &str, path: &str, body: &str) -> (u16, Option<String>, Value) {
     let status = resp.status();
     let retry = resp.header("retry-after").map(str::to_string);
     let text = resp.into_string().unwrap();
-    (status, retry, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        retry,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn post(path: &str, body: Value) -> (u16, Value) {
@@ -281,9 +288,19 @@ fn post(path: &str, body: Value) -> (u16, Value) {
 #[test]
 fn health_and_models() {
     let url = server();
-    let h: Value = agent().get(&format!("{url}/health")).call().unwrap().into_json().unwrap();
+    let h: Value = agent()
+        .get(&format!("{url}/health"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
     assert_eq!(h["status"], "ok");
-    let m: Value = agent().get(&format!("{url}/v1/models")).call().unwrap().into_json().unwrap();
+    let m: Value = agent()
+        .get(&format!("{url}/v1/models"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
     assert_eq!(m["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1");
     assert_eq!(m["data"][0]["lantern"]["presets"], json!(["push"]));
 }
@@ -335,9 +352,8 @@ fn echoed_logprobs_agree_with_the_forward_pass() {
 #[test]
 fn steering_per_request_and_by_preset_is_applied_and_reported() {
     let prompt = "Once upon a time, in a small village by the sea, there";
-    let body = |ext: Value| {
-        json!({"prompt": prompt, "max_tokens": 8, "temperature": 0, "lantern": ext})
-    };
+    let body =
+        |ext: Value| json!({"prompt": prompt, "max_tokens": 8, "temperature": 0, "lantern": ext});
     let spec = "add blocks.10.hook_resid_post value=2";
     let (s1, own) = post("/v1/completions", body(json!({"interventions": [spec]})));
     let (s2, preset) = post("/v1/completions", body(json!({"preset": "push"})));
@@ -408,15 +424,17 @@ fn chat_uses_the_template_and_max_tokens_zero_runs_only_the_prompt() {
     );
     assert_eq!(s, 200, "{v}");
     let text = v["choices"][0]["message"]["content"].as_str().unwrap();
-    let wrap = lantern_experiments::chat::ChatWrap::from_template(
-        lm().chat_template.as_deref().unwrap(),
-    )
-    .unwrap();
+    let wrap =
+        lantern_experiments::chat::ChatWrap::from_template(lm().chat_template.as_deref().unwrap())
+            .unwrap();
     let alone = lm()
         .model
         .generate(
             &lm().tokenizer,
-            &format!("{}What is the capital of France?{}", wrap.before, wrap.after),
+            &format!(
+                "{}What is the capital of France?{}",
+                wrap.before, wrap.after
+            ),
             &GenerateConfig {
                 max_new_tokens: 12,
                 ..Default::default()
@@ -427,7 +445,10 @@ fn chat_uses_the_template_and_max_tokens_zero_runs_only_the_prompt() {
     assert_eq!(text, alone.text);
     assert!(text.contains("Paris"), "{text}");
     assert_eq!(
-        v["choices"][0]["logprobs"]["content"].as_array().unwrap().len(),
+        v["choices"][0]["logprobs"]["content"]
+            .as_array()
+            .unwrap()
+            .len(),
         alone.new_ids.len()
     );
     let (s, v) = post(
@@ -503,7 +524,11 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
         let msg = v["error"]["message"].as_str().unwrap_or_default();
         assert!(msg.contains(needle), "{what}: {msg}");
         assert!(v["error"]["type"].is_string(), "{what}: {v}");
-        let (s, _, v) = post_raw(url, "/v1/completions", r#"{"prompt": "Hi", "max_tokens": 1}"#);
+        let (s, _, v) = post_raw(
+            url,
+            "/v1/completions",
+            r#"{"prompt": "Hi", "max_tokens": 1}"#,
+        );
         assert_eq!(s, 200, "after {what}: {v}");
     }
     let (s, _, v) = post_raw(url, "/v1/chat/completions", r#"{"messages": []}"#);
@@ -512,7 +537,9 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
 
 #[test]
 fn the_openai_scorer_against_the_server_gives_the_local_shapley_values() {
-    use lantern_shapley::{exact, Absent, ExactOptions, OpenAiScorer, PromptGame, Template, ValueKind};
+    use lantern_shapley::{
+        exact, Absent, ExactOptions, OpenAiScorer, PromptGame, Template, ValueKind,
+    };
     let src = "Facts: {{a: Paris is in France. }}{{b: Rome is in Italy. }}{{c: The sky is blue. }}The capital of France is";
     let value = || ValueKind::OptionProb {
         options: vec![" Paris".into(), " Rome".into()],
@@ -669,7 +696,12 @@ fn a_client_that_disconnects_stops_its_generation() {
         chunks += usize::from(line.starts_with("data: {"));
     }
     let health = || -> Value {
-        agent().get(&format!("{url}/health")).call().unwrap().into_json().unwrap()
+        agent()
+            .get(&format!("{url}/health"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
     };
     assert!(health()["running_rows"].as_u64().unwrap() >= 1);
     drop(reader);

@@ -196,7 +196,11 @@ impl<'m> ManyGenerator<'m> {
                 max: cfg.max_positions,
             });
         }
-        if let Some(&bad) = spec.prompt_ids.iter().find(|&&i| i as usize >= cfg.vocab_size) {
+        if let Some(&bad) = spec
+            .prompt_ids
+            .iter()
+            .find(|&&i| i as usize >= cfg.vocab_size)
+        {
             return Err(Error::OutOfRange {
                 what: "token id",
                 index: bad as usize,

@@ -190,7 +190,10 @@ pub fn serve_blocking(lm: LoadedModel, opts: &ServeOptions) -> anyhow::Result<()
         .build()?;
     rt.block_on(async {
         let server = Server::bind(lm, opts).await?;
-        eprintln!("lantern serve: listening on http://{}", server.local_addr()?);
+        eprintln!(
+            "lantern serve: listening on http://{}",
+            server.local_addr()?
+        );
         server.run(shutdown_signal()).await?;
         eprintln!("lantern serve: drained, exiting");
         Ok(())
@@ -422,11 +425,10 @@ async fn chat_inner(s: Shared, body: &[u8]) -> ApiResult<Response> {
         .collect();
     let prompt = lantern_experiments::chat::render_chat(template, &pairs, true)
         .map_err(|e| ApiError::invalid(Some("messages"), format!("{e:#}")))?;
-    let ids = s
-        .lm
-        .tokenizer
-        .encode(&prompt)
-        .map_err(|e| ApiError::invalid(Some("messages"), e.to_string()))?;
+    let ids =
+        s.lm.tokenizer
+            .encode(&prompt)
+            .map_err(|e| ApiError::invalid(Some("messages"), e.to_string()))?;
     let steering = s.steering.for_request(&s.lm.model, req.lantern)?;
     let rows = s.rows(vec![ids], &settings, &steering, top.unwrap_or(0), false)?;
     let n_rows = rows.len();

@@ -88,11 +88,13 @@ impl ChatMessage {
 
 /// Parses a JSON body, naming what is wrong.
 pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::invalid(None, format!("the request body is not valid JSON: {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::invalid(None, format!("the request body is not valid JSON: {e}")))?;
     if !value.is_object() {
-        return Err(ApiError::invalid(None, "the request body must be a JSON object"));
+        return Err(ApiError::invalid(
+            None,
+            "the request body must be a JSON object",
+        ));
     }
     serde_json::from_value(value).map_err(|e| ApiError::invalid(None, format!("bad request: {e}")))
 }
@@ -252,25 +254,24 @@ pub fn prompts(prompt: &Value, tokenizer: &Tokenizer) -> ApiResult<Vec<Vec<u32>>
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| bad("a token-id prompt holds something other than token ids"))
     };
-    let out = match prompt {
-        Value::String(s) => vec![encode(s)?],
-        Value::Array(items) if items.is_empty() => return Err(bad("the prompt list is empty")),
-        Value::Array(items) if items.iter().all(Value::is_string) => items
-            .iter()
-            .map(|v| encode(v.as_str().unwrap_or_default()))
-            .collect::<ApiResult<_>>()?,
-        Value::Array(items) if items.iter().all(Value::is_number) => vec![ids(items)?],
-        Value::Array(items) if items.iter().all(Value::is_array) => items
-            .iter()
-            .map(|v| ids(v.as_array().map(Vec::as_slice).unwrap_or_default()))
-            .collect::<ApiResult<_>>()?,
-        _ => {
-            return Err(bad(
+    let out =
+        match prompt {
+            Value::String(s) => vec![encode(s)?],
+            Value::Array(items) if items.is_empty() => return Err(bad("the prompt list is empty")),
+            Value::Array(items) if items.iter().all(Value::is_string) => items
+                .iter()
+                .map(|v| encode(v.as_str().unwrap_or_default()))
+                .collect::<ApiResult<_>>()?,
+            Value::Array(items) if items.iter().all(Value::is_number) => vec![ids(items)?],
+            Value::Array(items) if items.iter().all(Value::is_array) => items
+                .iter()
+                .map(|v| ids(v.as_array().map(Vec::as_slice).unwrap_or_default()))
+                .collect::<ApiResult<_>>()?,
+            _ => return Err(bad(
                 "prompt is a string, a list of strings, a list of token ids or a list of lists \
                  of token ids",
-            ))
-        }
-    };
+            )),
+        };
     if out.iter().any(Vec::is_empty) {
         return Err(bad("a prompt is empty"));
     }

@@ -63,7 +63,11 @@ fn finish_reason(stop: RowStop) -> &'static str {
 
 fn usage(outputs: &[RowOutput], n: usize) -> Value {
     // Each prompt counts once however many choices it has.
-    let prompt: usize = outputs.iter().step_by(n.max(1)).map(|o| o.prompt_ids.len()).sum();
+    let prompt: usize = outputs
+        .iter()
+        .step_by(n.max(1))
+        .map(|o| o.prompt_ids.len())
+        .sum();
     let completion: usize = outputs.iter().map(|o| o.new_ids.len()).sum();
     json!({"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion})
 }
@@ -104,12 +108,7 @@ fn top_map(tokenizer: &Tokenizer, t: &TokenLogprob) -> Value {
 }
 
 /// The legacy completions `logprobs` object of one choice.
-fn completion_logprobs(
-    tokenizer: &Tokenizer,
-    out: &RowOutput,
-    echo: bool,
-    top: usize,
-) -> Value {
+fn completion_logprobs(tokenizer: &Tokenizer, out: &RowOutput, echo: bool, top: usize) -> Value {
     let mut tokens = Vec::new();
     let mut lps: Vec<Value> = Vec::new();
     let mut tops: Vec<Value> = Vec::new();
@@ -117,7 +116,9 @@ fn completion_logprobs(
     let mut at = 0;
     if echo {
         // The BOS the tokenizer adds is not part of the prompt's text.
-        let skip = usize::from(tokenizer.bos().is_some() && out.prompt_ids.first() == tokenizer.bos().as_ref());
+        let skip = usize::from(
+            tokenizer.bos().is_some() && out.prompt_ids.first() == tokenizer.bos().as_ref(),
+        );
         let ids = &out.prompt_ids[skip..];
         let (texts, offs) = token_texts(tokenizer, ids, 0);
         for (k, (text, off)) in texts.into_iter().zip(offs).enumerate() {
@@ -130,7 +131,9 @@ fn completion_logprobs(
                 _ => Value::Null,
             });
         }
-        at = offsets.last().map_or(0, |&o| o + tokens.last().map_or(0, |t: &String| t.chars().count()));
+        at = offsets.last().map_or(0, |&o| {
+            o + tokens.last().map_or(0, |t: &String| t.chars().count())
+        });
     }
     let (texts, offs) = token_texts(tokenizer, &out.new_ids, at);
     let end = at + out.text.chars().count();
@@ -141,7 +144,11 @@ fn completion_logprobs(
         tokens.push(text);
         offsets.push(off);
         lps.push(json!(t.logprob));
-        tops.push(if top > 0 { top_map(tokenizer, t) } else { Value::Null });
+        tops.push(if top > 0 {
+            top_map(tokenizer, t)
+        } else {
+            Value::Null
+        });
     }
     json!({"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops, "text_offset": offsets})
 }
@@ -163,7 +170,9 @@ pub fn completion(
                 let skip = usize::from(
                     tokenizer.bos().is_some() && out.prompt_ids.first() == tokenizer.bos().as_ref(),
                 );
-                tokenizer.decode(&out.prompt_ids[skip..]).unwrap_or_default()
+                tokenizer
+                    .decode(&out.prompt_ids[skip..])
+                    .unwrap_or_default()
             } else {
                 String::new()
             };
@@ -182,7 +191,12 @@ pub fn completion(
 }
 
 /// A `chat.completion` body.
-pub fn chat(meta: &Meta, tokenizer: &Tokenizer, outputs: &[RowOutput], top: Option<usize>) -> Value {
+pub fn chat(
+    meta: &Meta,
+    tokenizer: &Tokenizer,
+    outputs: &[RowOutput],
+    top: Option<usize>,
+) -> Value {
     let choices: Vec<Value> = outputs
         .iter()
         .enumerate()

@@ -60,12 +60,13 @@ impl SteeringConfig {
         if let Some(path) = presets {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the presets file {}", path.display()))?;
-            let raw: BTreeMap<String, Vec<String>> = serde_json::from_str(&text).with_context(|| {
-                format!(
-                    "{}: expected a JSON object of preset name -> list of intervention specs",
-                    path.display()
-                )
-            })?;
+            let raw: BTreeMap<String, Vec<String>> =
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "{}: expected a JSON object of preset name -> list of intervention specs",
+                        path.display()
+                    )
+                })?;
             for (name, specs) in raw {
                 let parsed = parse_all(model, &specs)
                     .map_err(|e| anyhow::anyhow!("preset `{name}`: {}", e.message))?;
@@ -119,15 +120,14 @@ pub fn parse_all(model: &Model, specs: &[String]) -> ApiResult<Steering> {
             ApiError::invalid(Some("lantern.interventions"), message)
                 .with_code("invalid_intervention")
         };
-        let (point, iv) =
-            lantern_steering::spec::parse_intervention(spec, model).map_err(|e| {
-                let m = e.to_string();
-                bad(if m.contains(spec.as_str()) {
-                    m
-                } else {
-                    format!("intervention `{spec}`: {m}")
-                })
-            })?;
+        let (point, iv) = lantern_steering::spec::parse_intervention(spec, model).map_err(|e| {
+            let m = e.to_string();
+            bad(if m.contains(spec.as_str()) {
+                m
+            } else {
+                format!("intervention `{spec}`: {m}")
+            })
+        })?;
         if iv.selection.batch.is_some() {
             return Err(bad(format!(
                 "intervention `{spec}`: row= is not available on the server (each request is \

@@ -4,8 +4,8 @@
 //! (the client went away) stops the job's rows at their next token.
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -171,7 +171,11 @@ fn run(lm: &LoadedModel, max_batch: usize, rx: Receiver<Job>, running: &AtomicUs
 
 /// Prefills new jobs together; if the shared pass fails, each job is tried alone so that only
 /// the one at fault fails.
-fn admit(gen: &mut ManyGenerator, jobs: &mut HashMap<u64, Running>, specs_of: Vec<(u64, Vec<RowSpec>)>) {
+fn admit(
+    gen: &mut ManyGenerator,
+    jobs: &mut HashMap<u64, Running>,
+    specs_of: Vec<(u64, Vec<RowSpec>)>,
+) {
     let all: Vec<RowSpec> = specs_of.iter().flat_map(|(_, s)| s.clone()).collect();
     match gen.admit(all, &mut |e| route(jobs, e)) {
         Ok(done) => record(jobs, done),

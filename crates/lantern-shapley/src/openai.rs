@@ -339,7 +339,12 @@ impl OpenAiScorer {
             Err(e) => Err(e),
         }?;
         let choices = self.choices(&answer, chunk.len())?;
-        if self.max_tokens == 0 && chunk.iter().zip(&choices).any(|(r, c)| generated_past(r, c)) {
+        if self.max_tokens == 0
+            && chunk
+                .iter()
+                .zip(&choices)
+                .any(|(r, c)| generated_past(r, c))
+        {
             // The server read `max_tokens: 0` as "no limit": ask for one token from now on.
             self.max_tokens = 1;
         }
@@ -631,7 +636,10 @@ fn generated_past(r: &ScoreRequest, choice: &Value) -> bool {
     choice
         .pointer("/logprobs/text_offset")
         .and_then(Value::as_array)
-        .is_some_and(|offs| offs.iter().any(|o| o.as_u64().is_some_and(|o| o as usize >= end)))
+        .is_some_and(|offs| {
+            offs.iter()
+                .any(|o| o.as_u64().is_some_and(|o| o as usize >= end))
+        })
 }
 
 fn build_agent(timeout: Duration) -> ureq::Agent {
