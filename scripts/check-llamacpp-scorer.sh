@@ -17,7 +17,7 @@ log="$(mktemp)"
 python3 -m llama_cpp.server --model "$LANTERN_MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" \
   --host 127.0.0.1 --port "$port" --n_threads 2 --logits_all true >"$log" 2>&1 &
 server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 120); do
   curl -sf "http://127.0.0.1:$port/v1/models" >/dev/null && break
   kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }

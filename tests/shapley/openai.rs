@@ -494,3 +494,25 @@ fn the_echo_check_refuses_a_server_whose_echoed_logprobs_are_not_the_models() {
         .continuation_logprobs(&[ScoreRequest::new("The answer is", " Paris")])
         .is_ok());
 }
+
+#[test]
+fn one_prompt_per_request_and_no_limit_max_tokens_together() {
+    // llama-cpp-python: a list prompt is a 500, and `max_tokens: 0` generates.
+    let (url, log) = mock(Box::new(|b: &Value| {
+        if b["prompt"].is_array() {
+            (500, String::new())
+        } else {
+            (200, completions_any(b, true))
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url).with_retries(0, Duration::ZERO);
+    let reqs: Vec<ScoreRequest> = (0..3)
+        .map(|i| ScoreRequest::new("Hello there", format!(" w{i}")))
+        .collect();
+    let lps = s.continuation_logprobs(&reqs).unwrap();
+    assert!(lps.iter().all(|lp| (lp + 0.2).abs() < 1e-12), "{lps:?}");
+    assert_eq!((s.list_prompts(), s.max_tokens()), (Some(false), 1));
+    assert!(log.lock().unwrap()[2..]
+        .iter()
+        .all(|r| r.body["max_tokens"] == json!(1)));
+}

@@ -326,8 +326,12 @@ impl OpenAiScorer {
             Err(e) if as_list && chunk.len() > 1 && list_refusal(&e) => {
                 // Does the server take one prompt at a time?
                 match self.send(&chunk[..1], false) {
-                    Ok(_) => {
+                    Ok(one) => {
                         self.list_prompts = Some(false);
+                        let first = self.choices(&one, 1)?;
+                        if self.max_tokens == 0 && generated_past(chunk[0], first[0]) {
+                            self.max_tokens = 1; // 0 meant "no limit" (see below)
+                        }
                         return chunk
                             .iter()
                             .map(|r| self.score_chunk(&[*r]).map(|mut v| v.remove(0)))
