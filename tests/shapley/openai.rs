@@ -351,3 +351,168 @@ fn prompt_game_over_http() {
     // One token-count check per option, then one request for the 4 coalitions.
     assert_eq!(log.lock().unwrap().len(), 3);
 }
+
+// ---- hardening against real servers (issue #15) -------------------------------------------
+
+/// The mock answer for a body whose `prompt` may be a single string.
+fn completions_any(body: &Value, generated: bool) -> String {
+    let mut b = body.clone();
+    if let Some(p) = body["prompt"].as_str() {
+        b["prompt"] = json!([p]);
+    }
+    completions(&b, generated)
+}
+
+#[test]
+fn busy_answers_are_retried_with_backoff() {
+    let calls = Arc::new(Mutex::new(0));
+    let c2 = Arc::clone(&calls);
+    let (url, log) = mock(Box::new(move |b: &Value| {
+        let mut n = c2.lock().unwrap();
+        *n += 1;
+        match *n {
+            1 => (429, "slow down".into()),
+            2 => (503, "busy".into()),
+            _ => (200, completions(b, false)),
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url).with_retries(3, Duration::from_millis(10));
+    let lp = s
+        .continuation_logprobs(&[ScoreRequest::new("The answer is", " Paris")])
+        .unwrap();
+    assert!((lp[0] + 0.5).abs() < 1e-12);
+    assert_eq!(log.lock().unwrap().len(), 3);
+    // Out of retries: the last error is returned.
+    let (url, log) = mock(Box::new(|_: &Value| (500, "down".to_string())));
+    let e = OpenAiScorer::new(&url)
+        .with_retries(2, Duration::from_millis(10))
+        .continuation_logprobs(&[ScoreRequest::new("a", " b")])
+        .unwrap_err();
+    assert!(matches!(e, ShapleyError::Http { status: 500, .. }), "{e}");
+    assert_eq!(log.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn scored_texts_are_cached() {
+    let (url, log) = good_server();
+    let mut s = OpenAiScorer::new(&url);
+    let reqs = [
+        ScoreRequest::new("The answer is", " Paris"),
+        ScoreRequest::new("The answer is", " Paris"),
+        ScoreRequest::new("Q", " a bb"),
+    ];
+    let first = s.continuation_logprobs(&reqs).unwrap();
+    assert_eq!(
+        log.lock().unwrap()[0].body["prompt"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let again = s.continuation_logprobs(&reqs[1..]).unwrap();
+    assert_eq!(first[1..], again[..]);
+    assert_eq!(log.lock().unwrap().len(), 1, "no request for cached texts");
+    assert_eq!(s.cached(), 2);
+}
+
+#[test]
+fn a_server_without_list_prompts_gets_one_prompt_per_request() {
+    // llama-cpp-python's server answers a list prompt with HTTP 500.
+    let (url, log) = mock(Box::new(|b: &Value| {
+        if b["prompt"].is_array() {
+            (500, "assert isinstance(prompt, str)".into())
+        } else {
+            (200, completions_any(b, false))
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url)
+        .with_retries(0, Duration::ZERO)
+        .with_concurrency(2);
+    let reqs: Vec<ScoreRequest> = (0..5)
+        .map(|i| ScoreRequest::new("Hello there", format!(" w{i}")))
+        .collect();
+    let lps = s.continuation_logprobs(&reqs).unwrap();
+    assert!(lps.iter().all(|lp| (lp + 0.2).abs() < 1e-12), "{lps:?}");
+    assert_eq!(s.list_prompts(), Some(false));
+    let log = log.lock().unwrap();
+    assert!(log[1..].iter().all(|r| r.body["prompt"].is_string()));
+    assert_eq!(
+        log.len(),
+        1 + 1 + 5,
+        "one refused list, one probe, five prompts"
+    );
+}
+
+#[test]
+fn max_tokens_zero_read_as_no_limit_switches_to_one() {
+    // llama.cpp generates with `max_tokens: 0` (it means "no limit" there).
+    let (url, log) = mock(Box::new(|b: &Value| (200, completions(b, true))));
+    let mut s = OpenAiScorer::new(&url);
+    let lp = s
+        .continuation_logprobs(&[ScoreRequest::new("The answer is", " Paris")])
+        .unwrap();
+    assert!((lp[0] + 0.5).abs() < 1e-12, "{lp:?}");
+    assert_eq!(s.max_tokens(), 1);
+    s.continuation_logprobs(&[ScoreRequest::new("A b", " c")])
+        .unwrap();
+    assert_eq!(log.lock().unwrap()[1].body["max_tokens"], json!(1));
+}
+
+#[test]
+fn the_echo_check_refuses_a_server_whose_echoed_logprobs_are_not_the_models() {
+    // Generation says " X" has log-probability -0.01; the echo says -0.1 (the mock's rule).
+    let (url, _log) = mock(Box::new(|b: &Value| {
+        if b["echo"] == json!(true) {
+            (200, completions_any(b, false))
+        } else {
+            let body = json!({"choices": [{"index": 0, "text": " X",
+                "logprobs": {"tokens": [" X"], "token_logprobs": [-0.01], "text_offset": [0]}}]});
+            (200, body.to_string())
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url).with_echo_check(true);
+    let e = s
+        .continuation_logprobs(&[ScoreRequest::new("The answer is", " Paris")])
+        .unwrap_err();
+    let m = e.to_string();
+    assert!(
+        m.contains("echoes") && m.contains("-0.0100") && m.contains("-0.1000"),
+        "{m}"
+    );
+    // A consistent server passes the check.
+    let (url, _log) = mock(Box::new(|b: &Value| {
+        if b["echo"] == json!(true) {
+            (200, completions_any(b, false))
+        } else {
+            let body = json!({"choices": [{"index": 0, "text": " X",
+                "logprobs": {"tokens": [" X"], "token_logprobs": [-0.1], "text_offset": [0]}}]});
+            (200, body.to_string())
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url).with_echo_check(true);
+    assert!(s
+        .continuation_logprobs(&[ScoreRequest::new("The answer is", " Paris")])
+        .is_ok());
+}
+
+#[test]
+fn one_prompt_per_request_and_no_limit_max_tokens_together() {
+    // llama-cpp-python: a list prompt is a 500, and `max_tokens: 0` generates.
+    let (url, log) = mock(Box::new(|b: &Value| {
+        if b["prompt"].is_array() {
+            (500, String::new())
+        } else {
+            (200, completions_any(b, true))
+        }
+    }));
+    let mut s = OpenAiScorer::new(&url).with_retries(0, Duration::ZERO);
+    let reqs: Vec<ScoreRequest> = (0..3)
+        .map(|i| ScoreRequest::new("Hello there", format!(" w{i}")))
+        .collect();
+    let lps = s.continuation_logprobs(&reqs).unwrap();
+    assert!(lps.iter().all(|lp| (lp + 0.2).abs() < 1e-12), "{lps:?}");
+    assert_eq!((s.list_prompts(), s.max_tokens()), (Some(false), 1));
+    assert!(log.lock().unwrap()[2..]
+        .iter()
+        .all(|r| r.body["max_tokens"] == json!(1)));
+}

@@ -8,6 +8,7 @@ mod merge_cmd;
 mod p1_cmds;
 mod p2_cmds;
 mod p3_cmds;
+mod serve_cmd;
 mod shard_cmd;
 mod util;
 
@@ -54,6 +55,8 @@ enum Command {
     Experiment(experiment_cmd::ExperimentArgs),
     /// Join the part files of a sharded sweep (`--out PART.jsonl`) into the unsharded result.
     Merge(merge_cmd::MergeArgs),
+    /// Serve the model, steered or not, behind an OpenAI-compatible HTTP API.
+    Serve(serve_cmd::ServeArgs),
 }
 
 fn main() {
@@ -74,6 +77,7 @@ fn main() {
         Command::Graph(a) => p3_cmds::graph(a),
         Command::Experiment(a) => experiment_cmd::experiment(a),
         Command::Merge(a) => merge_cmd::merge(a),
+        Command::Serve(a) => serve_cmd::serve(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -222,7 +222,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
 /// Samples a token id. The candidate pool is the `top_k` highest logits (ties to the lower id),
 /// then the smallest prefix of it, in that order, whose probability reaches `top_p`. Only as much
 /// of the pool is sorted as top-p needs (a 49k vocabulary is not sorted at every step).
-fn sample(
+pub(crate) fn sample(
     logits: &[f32],
     temperature: f64,
     top_k: Option<usize>,

@@ -21,27 +21,7 @@ impl ChatWrap {
     /// Renders `template` for one user message with `add_generation_prompt = true`. `bos_token`
     /// is rendered empty: the tokenizer adds the model's BOS itself where the model wants one.
     pub fn from_template(template: &str) -> Result<Self> {
-        let mut env = minijinja::Environment::new();
-        env.add_function(
-            "raise_exception",
-            |msg: String| -> std::result::Result<String, minijinja::Error> {
-                Err(minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    msg,
-                ))
-            },
-        );
-        env.add_template("chat", template)
-            .context("the model's chat template does not parse")?;
-        let text = env
-            .get_template("chat")?
-            .render(minijinja::context! {
-                messages => vec![minijinja::context! { role => "user", content => SENTINEL }],
-                add_generation_prompt => true,
-                bos_token => "",
-                eos_token => "",
-            })
-            .context("rendering the model's chat template")?;
+        let text = render_chat(template, &[("user", SENTINEL)], true)?;
         let Some((before, after)) = text.split_once(SENTINEL) else {
             bail!("the model's chat template does not show the user's message");
         };
@@ -71,6 +51,40 @@ impl ChatWrap {
         };
         Ok(format!("{}{message}{}{lead}", self.before, self.after))
     }
+}
+
+/// Renders `template` for a conversation of `(role, content)` messages (what an
+/// OpenAI-compatible chat endpoint receives). `bos_token` is rendered empty: the tokenizer adds
+/// the model's BOS itself where the model wants one.
+pub fn render_chat(
+    template: &str,
+    messages: &[(&str, &str)],
+    add_generation_prompt: bool,
+) -> Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
+    env.add_template("chat", template)
+        .context("the model's chat template does not parse")?;
+    let messages: Vec<_> = messages
+        .iter()
+        .map(|(role, content)| minijinja::context! { role => role, content => content })
+        .collect();
+    env.get_template("chat")?
+        .render(minijinja::context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => "",
+            eos_token => "",
+        })
+        .context("rendering the model's chat template")
 }
 
 #[cfg(test)]
