@@ -1,6 +1,7 @@
 //! `lantern`: the command-line front end. Each subcommand parses its arguments and calls into the
 //! library crates; no analysis lives here.
 
+mod bench_cmd;
 mod engine_cmds;
 mod experiment_cmd;
 mod merge_cmd;
@@ -53,6 +54,8 @@ enum Command {
     Experiment(experiment_cmd::ExperimentArgs),
     /// Join the part files of a sharded sweep (`--out PART.jsonl`) into the unsharded result.
     Merge(merge_cmd::MergeArgs),
+    /// Time the forward pass (no hooks / every hook cached) and, with --generate, decoding.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
@@ -73,6 +76,7 @@ fn main() {
         Command::Graph(a) => p3_cmds::graph(a),
         Command::Experiment(a) => experiment_cmd::experiment(a),
         Command::Merge(a) => merge_cmd::merge(a),
+        Command::Bench(a) => bench_cmd::bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

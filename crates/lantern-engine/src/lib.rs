@@ -17,6 +17,7 @@
 pub mod alloc;
 mod arch;
 pub mod batch;
+pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod load;
 pub mod model;
 pub mod models;
 pub mod positions;
+pub mod quant;
 pub mod run;
 pub mod tokenizer;
 pub mod weights;
@@ -46,7 +48,8 @@ pub use generate::{BatchGeneration, GenerateConfig, Generation, Sampling, StopRe
 pub use hooks::{HookKind, HookPoint};
 pub use intervention::{HookContext, Hooks, Intervention, Op, Selection};
 pub use kv_cache::KvCache;
-pub use load::{default_model_path, load, load_path, LoadOptions, LoadedModel};
+pub use load::{default_model_path, load, load_as, load_path, LoadOptions, LoadedModel};
+pub use quant::{Quantization, WeightDType};
 pub use model::Model;
 pub use positions::Segment;
 pub use run::{Input, Logits, Output, Packed, RunOptions};
