@@ -808,14 +808,30 @@ fn bench_reports_forward_and_generation_timings() {
     let llama = fixture_dir("llama").display().to_string();
     for dtype in ["f32", "q8_0"] {
         let (ok, out, err) = lantern(&[
-            "bench", &llama, "--dtype", dtype, "--batch", "2", "--seq", "8", "--reps", "2",
-            "--generate", "4", "--json", "--quiet",
+            "bench",
+            &llama,
+            "--dtype",
+            dtype,
+            "--batch",
+            "2",
+            "--seq",
+            "8",
+            "--reps",
+            "2",
+            "--generate",
+            "4",
+            "--json",
+            "--quiet",
         ]);
         assert!(ok, "{dtype}: {err}");
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         let r = &v["report"];
         assert_eq!((r["batch"].as_u64(), r["seq"].as_u64()), (Some(2), Some(8)));
-        for t in [&r["forward"], &r["forward_all_hooks"], &r["generate"]["prefill"]] {
+        for t in [
+            &r["forward"],
+            &r["forward_all_hooks"],
+            &r["generate"]["prefill"],
+        ] {
             let (lo, mid, hi) = (
                 t["min_ms"].as_f64().unwrap(),
                 t["median_ms"].as_f64().unwrap(),
@@ -832,12 +848,18 @@ fn bench_reports_forward_and_generation_timings() {
         assert!(g["streams"]["tokens_per_s"].as_f64().unwrap() > 0.0);
     }
     let (ok, out, _) = lantern(&["bench", &llama, "--seq", "4", "--reps", "1", "--quiet"]);
-    assert!(ok && out.contains("all") && out.contains("hooks cached"), "{out}");
+    assert!(
+        ok && out.contains("all") && out.contains("hooks cached"),
+        "{out}"
+    );
     for (args, want) in [
         (vec!["--batch", "0"], "--batch must be at least 1"),
         (vec!["--generate", "0"], "--generate must be at least 1"),
         (vec!["--seq", "65"], "longer than the model's context of 64"),
-        (vec!["--seq", "60", "--generate", "8"], "longer than the model's context"),
+        (
+            vec!["--seq", "60", "--generate", "8"],
+            "longer than the model's context",
+        ),
         (vec!["--dtype", "q3"], "unknown dtype `q3`"),
     ] {
         let mut all = vec!["bench", llama.as_str(), "--quiet"];

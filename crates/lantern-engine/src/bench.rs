@@ -161,7 +161,9 @@ pub fn check_counts(cfg: &BenchConfig) -> Result<()> {
 pub fn prompt_ids(tokenizer: &Tokenizer, vocab: usize, len: usize) -> Result<Vec<u32>> {
     let one = tokenizer.encode_raw(PASSAGE)?;
     if one.is_empty() {
-        return Err(Error::invalid("the tokenizer gives no tokens for the benchmark prompt"));
+        return Err(Error::invalid(
+            "the tokenizer gives no tokens for the benchmark prompt",
+        ));
     }
     let ids: Vec<u32> = one.iter().copied().cycle().take(len).collect();
     // A tokenizer larger than the model's vocabulary (tiny fixtures) is folded into it.
@@ -177,7 +179,9 @@ fn time_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 /// Runs `f` once untimed, then `reps` times timed.
 fn repeat(reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<Timing> {
     f()?;
-    let ms = (0..reps).map(|_| time_ms(&mut f)).collect::<Result<Vec<_>>>()?;
+    let ms = (0..reps)
+        .map(|_| time_ms(&mut f))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Timing::from_ms(ms))
 }
 

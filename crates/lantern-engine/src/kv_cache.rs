@@ -56,7 +56,12 @@ impl KvCache {
     /// all of them, `[B, G, K + T, D]`. The first call of a layer stores them as they are (a
     /// prompt's cache costs no spare memory); later calls write into a buffer with spare room
     /// (allocated on the first append, regrown when full), returning views of it.
-    pub(crate) fn append(&mut self, layer: usize, k: Tensor, v: Tensor) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> Result<(Tensor, Tensor)> {
         if self.buffers.len() < self.layers.len() {
             self.buffers.resize(self.layers.len(), None);
         }

@@ -171,7 +171,15 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
 /// `opts.dtype` is ignored. `--dtype gguf` needs a `.gguf` file (a path or a short model name).
 pub fn load_as(spec: &str, opts: &LoadOptions, dtype: WeightDType) -> Result<LoadedModel> {
     let q = match dtype {
-        WeightDType::Float(d) => return load(spec, &LoadOptions { dtype: d, ..opts.clone() }),
+        WeightDType::Float(d) => {
+            return load(
+                spec,
+                &LoadOptions {
+                    dtype: d,
+                    ..opts.clone()
+                },
+            )
+        }
         WeightDType::Quantized(q) => q,
     };
     let f32_opts = LoadOptions {

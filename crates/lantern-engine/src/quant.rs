@@ -25,7 +25,8 @@ use crate::model::Model;
 use crate::weights::Linear;
 
 /// The weight formats `--dtype` accepts, for error messages.
-pub const SUPPORTED_DTYPES: &str = "f32, f16, bf16, q8_0 (8-bit weights, CPU), gguf (the GGUF file's own quantization, CPU)";
+pub const SUPPORTED_DTYPES: &str =
+    "f32, f16, bf16, q8_0 (8-bit weights, CPU), gguf (the GGUF file's own quantization, CPU)";
 
 /// GGUF storage types whose weights candle can multiply on the CPU. Q4_0, Q8_0 and the k-quants
 /// have AVX2 kernels; Q4_1, Q5_0 and Q5_1 run on candle's portable (slow) path.
@@ -119,15 +120,14 @@ pub fn quantize(model: &mut Model, q: Quantization, gguf: Option<&Path>) -> Resu
             model.dtype()
         )));
     }
-    let file = match (q, gguf) {
-        (Quantization::Gguf, Some(p)) => Some(GgufFile::open(p)?),
-        (Quantization::Gguf, None) => {
-            return Err(Error::invalid(
+    let file =
+        match (q, gguf) {
+            (Quantization::Gguf, Some(p)) => Some(GgufFile::open(p)?),
+            (Quantization::Gguf, None) => return Err(Error::invalid(
                 "--dtype gguf needs a .gguf model file (use --dtype q8_0 for other checkpoints)",
-            ))
-        }
-        (Quantization::Q8_0, _) => None,
-    };
+            )),
+            (Quantization::Q8_0, _) => None,
+        };
     // Plan every layer first (names, types), so a refusal leaves the model as it was.
     let n_layers = model.config().n_layers;
     let tied = model.config().tied_embeddings;
@@ -195,7 +195,10 @@ pub fn quantize(model: &mut Model, q: Quantization, gguf: Option<&Path>) -> Resu
             Some(t) => {
                 let qt = QTensor::quantize(&lin.wt.t()?.contiguous()?, t)?; // [out, in]
                 summary.add(&type_name(t), qt.storage_size_in_bytes());
-                lin.wt = qt.dequantize(&candle_core::Device::Cpu)?.t()?.contiguous()?;
+                lin.wt = qt
+                    .dequantize(&candle_core::Device::Cpu)?
+                    .t()?
+                    .contiguous()?;
                 lin.q = Some(QMatMul::from_qtensor(qt)?);
             }
             None => summary.add("f32", lin.wt.elem_count() * 4),
