@@ -14,6 +14,8 @@ scripts/fetch-model.sh qwen2.5-coder-0.5b >/dev/null
 # candle's thread pool degrades when tests oversubscribe the cores: share them out.
 export RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-2}"
 cargo test --workspace "$@" -- --test-threads="${LANTERN_TEST_THREADS:-2}"
+# `import lantern` (crates/lantern-py): build it on the dependencies just built, pytest, notebooks.
+scripts/test-python.sh
 # Sharded sweeps on a real one-node Slurm cluster (issue #16). A test-time exception to "no system
 # packages": it apt-installs slurm-wlm and munge when they are missing (the build needs neither),
 # and skips loudly only if apt cannot reach the archive.
