@@ -849,3 +849,72 @@ fn patch_method_atp_verifies_its_top_cells_and_refuses_bad_flags() {
         assert!(!err.contains("panicked"), "{extra:?}: {err}");
     }
 }
+
+/// `lantern bench` on the tiny Llama fixture: forward timings with and without every hook
+/// cached, and with `--generate` prefill and decoding speed with and without steering; plain
+/// and `--dtype q8_0`. Bad counts and a sequence longer than the context are refused.
+#[test]
+fn bench_reports_forward_and_generation_timings() {
+    let llama = fixture_dir("llama").display().to_string();
+    for dtype in ["f32", "q8_0"] {
+        let (ok, out, err) = lantern(&[
+            "bench",
+            &llama,
+            "--dtype",
+            dtype,
+            "--batch",
+            "2",
+            "--seq",
+            "8",
+            "--reps",
+            "2",
+            "--generate",
+            "4",
+            "--json",
+            "--quiet",
+        ]);
+        assert!(ok, "{dtype}: {err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let r = &v["report"];
+        assert_eq!((r["batch"].as_u64(), r["seq"].as_u64()), (Some(2), Some(8)));
+        for t in [
+            &r["forward"],
+            &r["forward_all_hooks"],
+            &r["generate"]["prefill"],
+        ] {
+            let (lo, mid, hi) = (
+                t["min_ms"].as_f64().unwrap(),
+                t["median_ms"].as_f64().unwrap(),
+                t["max_ms"].as_f64().unwrap(),
+            );
+            assert!(0.0 < lo && lo <= mid && mid <= hi, "{t}");
+        }
+        assert!(r["hook_points_cached"].as_u64().unwrap() > 20);
+        let g = &r["generate"];
+        assert_eq!(g["new_tokens"].as_u64(), Some(4));
+        assert!(g["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
+        assert!(g["decode_tokens_per_s_with_intervention"].as_f64().unwrap() > 0.0);
+        assert_eq!(g["streams"]["streams"].as_u64(), Some(2));
+        assert!(g["streams"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    }
+    let (ok, out, _) = lantern(&["bench", &llama, "--seq", "4", "--reps", "1", "--quiet"]);
+    assert!(
+        ok && out.contains("all") && out.contains("hooks cached"),
+        "{out}"
+    );
+    for (args, want) in [
+        (vec!["--batch", "0"], "--batch must be at least 1"),
+        (vec!["--generate", "0"], "--generate must be at least 1"),
+        (vec!["--seq", "65"], "longer than the model's context of 64"),
+        (
+            vec!["--seq", "60", "--generate", "8"],
+            "longer than the model's context",
+        ),
+        (vec!["--dtype", "q3"], "unknown dtype `q3`"),
+    ] {
+        let mut all = vec!["bench", llama.as_str(), "--quiet"];
+        all.extend(args.iter().copied());
+        let (ok, _, err) = lantern(&all);
+        assert!(!ok && err.contains(want), "{args:?}: {err}");
+    }
+}

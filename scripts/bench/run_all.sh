@@ -3,7 +3,7 @@
 # model (SmolLM2-135M-Instruct, f32, CPU, 2 threads). Writes benches/results/<timestamp>.json.
 #
 #   scripts/bench/run_all.sh            # everything
-#   BENCH_ONLY=patching scripts/bench/run_all.sh
+#   BENCH_ONLY=patching scripts/bench/run_all.sh     # patching | shapley | forward | generate
 #
 # Needs the Python stack: pip install -r scripts/fixtures/requirements.txt
 set -euo pipefail
@@ -68,6 +68,29 @@ PY
   torch_json="$("$py" scripts/bench/torch_forward.py)"
   add forward "{\"lantern_ms\": $crit, \"torch\": $torch_json}"
 fi
+
+if [[ "$only" == all || "$only" == generate ]]; then
+  # Decoding (issue #17): SmolLM2, prompt of 8 tokens, 128 new greedy tokens, batch 1, and the
+  # prefill of 512 tokens. Lantern f32 / q8_0 / gguf (with and without a steering intervention),
+  # transformers f32, llama.cpp on the same GGUF; one after another in this one run.
+  new="${GEN_NEW:-128}"; reps="${GEN_REPS:-3}"
+  for dtype in f32 q8_0 gguf; do
+    "$lantern" bench "$model" --dtype "$dtype" --seq 8 --generate "$new" --reps "$reps" --json --quiet > "$tmp/lg_$dtype.json"
+    "$lantern" bench "$model" --dtype "$dtype" --seq 512 --generate 2 --reps "$reps" --json --quiet > "$tmp/lp_$dtype.json"
+  done
+  torch_json="$("$py" scripts/bench/torch_generate.py --seq 8 --new "$new" --reps "$reps" --prefill 512 2>/dev/null)"
+  if "$py" -c "import llama_cpp" 2>/dev/null; then
+    llama_json="$("$py" scripts/bench/llamacpp_generate.py --model "$model" --seq 8 --new "$new" --reps "$reps" --prefill 512)"
+  else
+    llama_json='{"error": "llama_cpp is not importable (pip install llama-cpp-python; see the shared notes for build flags)"}'
+  fi
+  add generate "{\"lantern\": {\"f32\": $(cat "$tmp/lg_f32.json"), \"q8_0\": $(cat "$tmp/lg_q8_0.json"), \"gguf\": $(cat "$tmp/lg_gguf.json")}, \"lantern_prefill_512\": {\"f32\": $(cat "$tmp/lp_f32.json"), \"q8_0\": $(cat "$tmp/lp_q8_0.json"), \"gguf\": $(cat "$tmp/lp_gguf.json")}, \"torch\": $torch_json, \"llama_cpp\": $llama_json}"
+fi
+
+# The machine the numbers come from (they differ several-fold between CPUs) and how busy it was.
+cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+flags="$(lscpu | sed -n 's/^Flags: *//p' | tr ' ' '\n' | grep -E '^(avx|avx2|fma|f16c|avx512[a-z_0-9]*|amx[a-z_0-9]*)$' | tr '\n' ' ')"
+add machine "$("$py" -c 'import json,sys,os; print(json.dumps({"cpu": sys.argv[1], "flags": sys.argv[2].split(), "cpus": os.cpu_count(), "threads": int(os.environ["LANTERN_THREADS"]), "load_average": os.getloadavg()}))' "$cpu" "$flags")"
 
 echo "$results" | "$py" -m json.tool > "$out_dir/$stamp.json"
 echo "written $out_dir/$stamp.json" >&2

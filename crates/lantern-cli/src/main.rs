@@ -2,6 +2,7 @@
 //! library crates; no analysis lives here.
 
 mod atp_cmd;
+mod bench_cmd;
 mod engine_cmds;
 mod experiment_cmd;
 mod merge_cmd;
@@ -57,6 +58,8 @@ enum Command {
     Merge(merge_cmd::MergeArgs),
     /// Serve the model, steered or not, behind an OpenAI-compatible HTTP API.
     Serve(serve_cmd::ServeArgs),
+    /// Time the forward pass (no hooks / every hook cached) and, with --generate, decoding.
+    Bench(bench_cmd::BenchArgs),
 }
 
 fn main() {
@@ -78,6 +81,7 @@ fn main() {
         Command::Experiment(a) => experiment_cmd::experiment(a),
         Command::Merge(a) => merge_cmd::merge(a),
         Command::Serve(a) => serve_cmd::serve(a),
+        Command::Bench(a) => bench_cmd::bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

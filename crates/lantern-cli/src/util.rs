@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use lantern_engine::{load, Batch, Hooks, LoadOptions, LoadedModel};
+use lantern_engine::{load_as, Batch, Hooks, LoadOptions, LoadedModel, WeightDType};
 
 /// Which model to load and how.
 #[derive(Args, Debug, Clone)]
@@ -14,7 +14,8 @@ pub struct ModelArgs {
     /// Same as the positional MODEL.
     #[arg(long = "model", value_name = "MODEL", conflicts_with = "model_pos")]
     pub model: Option<String>,
-    /// f32 (default), f16 or bf16.
+    /// f32 (default), f16, bf16, q8_0 (linear weights requantized to 8 bits, CPU) or gguf (a
+    /// GGUF file's own quantization, CPU); hooks and interventions stay f32 in every mode.
     #[arg(long, default_value = "f32")]
     pub dtype: String,
     /// cpu (default), cuda (GPU 0) or cuda:N (GPU N); a GPU needs the `cuda` build feature.
@@ -27,19 +28,20 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn load(&self) -> Result<LoadedModel> {
-        let dtype = LoadOptions::parse_dtype(&self.dtype)?;
+        let dtype = WeightDType::parse(&self.dtype)?;
         let device = LoadOptions::parse_device(&self.device)?;
         let spec = match self.model.as_ref().or(self.model_pos.as_ref()) {
             Some(s) => s.clone(),
             None => lantern_engine::default_model_path()?.display().to_string(),
         };
-        Ok(load(
+        Ok(load_as(
             &spec,
             &LoadOptions {
-                dtype,
+                dtype: lantern_engine::DType::F32,
                 device,
                 progress: !self.quiet,
             },
+            dtype,
         )?)
     }
 

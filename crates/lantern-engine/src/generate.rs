@@ -185,6 +185,11 @@ impl Model {
                     continue;
                 }
                 row.new_ids.push(id);
+                if cfg.stop_strings.is_empty() {
+                    // Decoded once at the end: decoding the whole row at every step is
+                    // quadratic in its length and only stop strings need it.
+                    continue;
+                }
                 let text = tokenizer.decode(&row.new_ids)?;
                 if let Some(cut) = cfg
                     .stop_strings
@@ -203,6 +208,11 @@ impl Model {
                 break;
             }
             input = Tensor::from_vec(next, (b, 1), self.device())?;
+        }
+        if cfg.stop_strings.is_empty() {
+            for row in &mut rows {
+                row.text = tokenizer.decode(&row.new_ids)?;
+            }
         }
         Ok(BatchGeneration { rows, step_caches })
     }

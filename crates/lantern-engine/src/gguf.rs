@@ -103,6 +103,15 @@ impl GgufFile {
             .map_err(|e| Error::file(&self.path, e))
     }
 
+    /// How the file stores a tensor (by its GGUF name, e.g. `blk.0.attn_q.weight`): `None` when
+    /// the file has no such tensor.
+    pub fn stored_type(&self, gguf_name: &str) -> Option<candle_core::quantized::GgmlDType> {
+        self.content
+            .tensor_infos
+            .get(gguf_name)
+            .map(|i| i.ggml_dtype)
+    }
+
     fn names(&self) -> &HashMap<String, (String, FromGguf)> {
         self.names.get_or_init(|| {
             let Ok(cfg) = self.config() else {

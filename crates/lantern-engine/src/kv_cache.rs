@@ -8,14 +8,37 @@ use candle_core::Tensor;
 use crate::error::{Error, Result};
 
 /// Keys and values of past positions, for incremental decoding.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct KvCache {
-    /// Per layer: `([B, G, K, D], [B, G, K, D])`, keys after rotary.
+    /// Per layer: `([B, G, K, D], [B, G, K, D])`, keys after rotary. While decoding these are
+    /// views of the first K positions of the layer's buffer (below).
     pub(crate) layers: Vec<Option<(Tensor, Tensor)>>,
     /// Left padding of each row (its first real position).
     pub(crate) pad_left: Vec<usize>,
     /// Positions held.
     pub(crate) len: usize,
+    /// Per layer: preallocated `[B, G, capacity, D]` storage behind `layers`, so a decoding step
+    /// writes its one new position in place instead of copying the whole cache (empty or `None`:
+    /// no spare room yet). Owned by this cache alone: a clone or a derived cache starts without
+    /// buffers, so two caches never write into the same storage.
+    pub(crate) buffers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl Clone for KvCache {
+    fn clone(&self) -> Self {
+        KvCache {
+            layers: self.layers.clone(),
+            pad_left: self.pad_left.clone(),
+            len: self.len,
+            buffers: Vec::new(),
+        }
+    }
+}
+
+/// Spare positions added when a layer's buffer grows: at least 64, else half the length, so a
+/// long generation reallocates O(log n) times.
+fn grown_capacity(needed: usize) -> usize {
+    needed + (needed / 2).max(64)
 }
 
 impl KvCache {
@@ -25,7 +48,48 @@ impl KvCache {
             layers: vec![None; n_layers],
             pad_left: pad_left.to_vec(),
             len: 0,
+            buffers: Vec::new(),
         }
+    }
+
+    /// Appends one layer's new keys and values `[B, G, T, D]` after the cached ones and returns
+    /// all of them, `[B, G, K + T, D]`. The first call of a layer stores them as they are (a
+    /// prompt's cache costs no spare memory); later calls write into a buffer with spare room
+    /// (allocated on the first append, regrown when full), returning views of it.
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        k: Tensor,
+        v: Tensor,
+    ) -> Result<(Tensor, Tensor)> {
+        if self.buffers.len() < self.layers.len() {
+            self.buffers.resize(self.layers.len(), None);
+        }
+        let Some((pk, pv)) = self.layers[layer].as_ref() else {
+            self.layers[layer] = Some((k.clone(), v.clone()));
+            self.buffers[layer] = None;
+            return Ok((k, v));
+        };
+        let (b, g, len, d) = pk.dims4()?;
+        let t = k.dim(2)?;
+        let fits = self.buffers[layer]
+            .as_ref()
+            .is_some_and(|(bk, _)| bk.dim(2).is_ok_and(|cap| cap >= len + t));
+        if !fits {
+            let cap = grown_capacity(len + t);
+            let grow = |old: &Tensor| -> Result<Tensor> {
+                let buf = Tensor::zeros((b, g, cap, d), old.dtype(), old.device())?;
+                buf.slice_set(&old.contiguous()?, 2, 0)?;
+                Ok(buf)
+            };
+            self.buffers[layer] = Some((grow(pk)?, grow(pv)?));
+        }
+        let (bk, bv) = self.buffers[layer].as_ref().expect("just ensured");
+        bk.slice_set(&k.contiguous()?, 2, len)?;
+        bv.slice_set(&v.contiguous()?, 2, len)?;
+        let kv = (bk.narrow(2, 0, len + t)?, bv.narrow(2, 0, len + t)?);
+        self.layers[layer] = Some(kv.clone());
+        Ok(kv)
     }
 
     /// Errors unless the cache is empty or holds keys and values for every layer from `layer` on.
@@ -68,6 +132,7 @@ impl KvCache {
             layers,
             pad_left: vec![self.pad_left[0]; rows],
             len: self.len,
+            buffers: Vec::new(),
         })
     }
 
@@ -85,6 +150,7 @@ impl KvCache {
             layers,
             pad_left: self.pad_left.clone(),
             len,
+            buffers: Vec::new(),
         })
     }
 
@@ -105,6 +171,7 @@ impl KvCache {
             layers,
             pad_left: vec![0],
             len,
+            buffers: Vec::new(),
         })
     }
 
@@ -159,6 +226,7 @@ impl KvCache {
             layers,
             pad_left: rows.iter().map(|r| len - r.len).collect(),
             len,
+            buffers: Vec::new(),
         })
     }
 

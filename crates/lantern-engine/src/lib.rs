@@ -17,6 +17,7 @@
 pub mod alloc;
 mod arch;
 pub mod batch;
+pub mod bench;
 pub mod cache;
 pub mod check;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod load;
 pub mod model;
 pub mod models;
 pub mod positions;
+pub mod quant;
 pub mod run;
 pub mod tokenizer;
 pub mod weights;
@@ -48,8 +50,9 @@ pub use generate_many::{generate_many, ManyGenerator, RowOutput, RowSpec, RowSto
 pub use hooks::{HookKind, HookPoint};
 pub use intervention::{HookContext, Hooks, Intervention, Op, Selection};
 pub use kv_cache::KvCache;
-pub use load::{default_model_path, load, load_path, LoadOptions, LoadedModel};
+pub use load::{default_model_path, load, load_as, load_path, LoadOptions, LoadedModel};
 pub use model::Model;
 pub use positions::Segment;
+pub use quant::{Quantization, WeightDType};
 pub use run::{Input, Logits, Output, Packed, RunOptions};
 pub use tokenizer::Tokenizer;

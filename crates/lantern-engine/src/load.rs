@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
 
+use crate::quant::WeightDType;
+
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -161,6 +163,55 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
         loaded.source = format!("{spec} ({})", file.display());
         return Ok(loaded);
     }
+    load_hub(spec, opts)
+}
+
+/// [`load`] with the weights `dtype` names ([`WeightDType`]): plain f32/f16/bf16 as
+/// `opts.dtype` would, or f32 activations over quantized linear layers ([`crate::quant`]).
+/// `opts.dtype` is ignored. `--dtype gguf` needs a `.gguf` file (a path or a short model name).
+pub fn load_as(spec: &str, opts: &LoadOptions, dtype: WeightDType) -> Result<LoadedModel> {
+    let q = match dtype {
+        WeightDType::Float(d) => {
+            return load(
+                spec,
+                &LoadOptions {
+                    dtype: d,
+                    ..opts.clone()
+                },
+            )
+        }
+        WeightDType::Quantized(q) => q,
+    };
+    let f32_opts = LoadOptions {
+        dtype: DType::F32,
+        ..opts.clone()
+    };
+    let path = Path::new(spec);
+    let file = if path.exists() {
+        Some(path.to_path_buf())
+    } else if let Some(model) = crate::models::find(spec) {
+        Some(crate::models::cached_or_fetch(
+            model,
+            &model_cache_dir()?,
+            opts.progress,
+        )?)
+    } else {
+        None
+    };
+    let mut lm = match &file {
+        Some(f) => load_path(f, &f32_opts)?,
+        None => load_hub(spec, &f32_opts)?,
+    };
+    let gguf = file
+        .as_deref()
+        .filter(|f| f.extension().is_some_and(|e| e == "gguf"));
+    crate::quant::quantize(&mut lm.model, q, gguf)?;
+    Ok(lm)
+}
+
+/// A hub id (see [`load`]).
+fn load_hub(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
+    let path = Path::new(spec);
     let Some(id) = HubId::parse(spec) else {
         return Err(Error::file(
             path,

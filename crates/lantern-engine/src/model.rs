@@ -33,8 +33,8 @@ pub struct Model {
     inv_freq_local: Option<Tensor>,
 }
 
-/// One layer's keys and values in a [`KvCache`]: `([B, G, K, D], [B, G, K, D])`.
-type KvSlot = Option<(Tensor, Tensor)>;
+/// One layer's place in a [`KvCache`]: the cache and the layer.
+type KvSlot<'c> = (&'c mut KvCache, usize);
 
 impl Model {
     pub fn new(cfg: ModelConfig, w: Weights, device: Device, dtype: DType) -> Result<Self> {
@@ -64,6 +64,10 @@ impl Model {
     }
     pub fn weights(&self) -> &Weights {
         &self.w
+    }
+    /// For [`crate::quant`], which swaps linear layers for quantized ones after loading.
+    pub(crate) fn weights_mut(&mut self) -> &mut Weights {
+        &mut self.w
     }
     pub fn device(&self) -> &Device {
         &self.device
@@ -135,7 +139,7 @@ impl Model {
         logits: Logits,
     ) -> Result<Output> {
         for layer in start..self.cfg.n_layers {
-            let kv = cache.as_deref_mut().map(|c| &mut c.layers[layer]);
+            let kv = cache.as_deref_mut().map(|c| (c, layer));
             let h = &mut hooks.at_layer(Some(layer), ctx.pos_offset);
             resid = self.block(layer, resid, ctx, kv, h)?;
         }
@@ -162,7 +166,7 @@ impl Model {
         layer: usize,
         resid: Tensor,
         ctx: &SeqCtx,
-        kv: Option<&mut KvSlot>,
+        kv: Option<KvSlot<'_>>,
         h: &mut LayerHooks,
     ) -> Result<Tensor> {
         let w = &self.w.blocks[layer];
@@ -196,7 +200,7 @@ impl Model {
         w: &BlockWeights,
         x: &Tensor,
         ctx: &SeqCtx,
-        kv: Option<&mut KvSlot>,
+        kv: Option<KvSlot<'_>>,
         h: &mut LayerHooks,
     ) -> Result<Tensor> {
         let cfg = &self.cfg;
@@ -228,24 +232,30 @@ impl Model {
         };
 
         // [B, G, K, D], with the cached positions in front.
-        let mut kh = k.transpose(1, 2)?.contiguous()?;
-        let mut vh = v.transpose(1, 2)?.contiguous()?;
-        if let Some(slot) = kv {
-            if let Some((pk, pv)) = slot.as_ref() {
-                kh = Tensor::cat(&[pk, &kh], 2)?;
-                vh = Tensor::cat(&[pv, &vh], 2)?;
-            }
-            *slot = Some((kh.clone(), vh.clone()));
-        }
-        let (kh, vh) = (repeat_kv(&kh, n_h / g)?, repeat_kv(&vh, n_h / g)?);
+        let kh = k.transpose(1, 2)?.contiguous()?;
+        let vh = v.transpose(1, 2)?.contiguous()?;
+        let (kh, vh) = match kv {
+            Some((cache, layer)) => cache.append(layer, kh, vh)?,
+            None => (kh, vh),
+        };
         let qh = q.transpose(1, 2)?.contiguous()?; // [B, H, T, D]
-
-        let scores = (qh.matmul(&kh.t()?)?.to_dtype(DType::F32)? * cfg.attn_scale)?;
+        let k_len = kh.dim(2)?;
+        // Grouped-query attention without copying each KV head n_rep times: query heads
+        // g * n_rep .. (g + 1) * n_rep share KV head g, so [B, H, T, D] is viewed as
+        // [B, G, n_rep * T, D] and multiplied by that head's keys and values directly.
+        let qg = qh.reshape((b, g, (n_h / g) * t, d))?;
+        let scores = qg.matmul(&kh.t()?)?.reshape((b, n_h, t, k_len))?;
+        let scores = (scores.to_dtype(DType::F32)? * cfg.attn_scale)?;
         let scores = scores.broadcast_add(&ctx.masks[&cfg.sliding_window[layer]])?;
         let scores = h.at(AttnScores, scores)?; // [B, H, T, K]
         let pattern = softmax_keys(&scores)?.to_dtype(self.dtype)?;
         let pattern = h.at(AttnPattern, pattern)?;
-        let z = h.at(AttnZ, pattern.matmul(&vh)?.transpose(1, 2)?)?; // [B, T, H, D]
+        let z = pattern
+            .contiguous()?
+            .reshape((b, g, (n_h / g) * t, k_len))?
+            .matmul(&vh)? // [B, G, n_rep * T, D]
+            .reshape((b, n_h, t, d))?;
+        let z = h.at(AttnZ, z.transpose(1, 2)?)?; // [B, T, H, D]
         self.attention_output(a, &z, h)
     }
 
@@ -370,15 +380,4 @@ fn apply_rotary(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
         parts.push(xf.narrow(D::Minus1, 2 * half, d - 2 * half)?);
     }
     Ok(Tensor::cat(&parts, D::Minus1)?.to_dtype(dtype)?)
-}
-
-/// `[B, G, K, D]` -> `[B, G * n_rep, K, D]`, query head `h` reading KV head `h / n_rep`.
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, g, k, d) = x.dims4()?;
-    Ok(x.unsqueeze(2)?
-        .broadcast_as((b, g, n_rep, k, d))?
-        .reshape((b, g * n_rep, k, d))?)
 }

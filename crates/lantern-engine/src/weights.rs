@@ -7,7 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Device, Module, Tensor};
 
 use crate::arch::TensorName;
 use crate::config::{ModelConfig, NormKind};
@@ -20,15 +21,21 @@ pub struct Linear {
     pub wt: Tensor,
     /// `[out]`.
     pub b: Option<Tensor>,
+    /// The same weight quantized (`--dtype q8_0` / `gguf`, see [`crate::quant`]), `[out, in]`:
+    /// when set, [`Linear::forward`] runs candle's quantized matmul on it (activations stay f32)
+    /// and `wt` holds its dequantised values, so analyses that read weights (DLA, per-head
+    /// results) see the weights the forward pass uses.
+    pub q: Option<QMatMul>,
 }
 
 impl Linear {
+    /// An f32/f16/bf16 layer from `wt: [in, out]`.
+    pub fn new(wt: Tensor, b: Option<Tensor>) -> Self {
+        Linear { wt, b, q: None }
+    }
     /// From a PyTorch-layout weight `[out, in]`.
     pub fn from_out_in(w: Tensor, b: Option<Tensor>) -> Result<Self> {
-        Ok(Linear {
-            wt: w.t()?.contiguous()?,
-            b,
-        })
+        Ok(Linear::new(w.t()?.contiguous()?, b))
     }
     /// `x: [..., in] -> [..., out]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -37,7 +44,11 @@ impl Linear {
             dims[..dims.len() - 1].iter().product::<usize>(),
             dims[dims.len() - 1],
         );
-        let y = x.reshape((rows, d_in))?.matmul(&self.wt)?;
+        let x = x.reshape((rows, d_in))?;
+        let y = match &self.q {
+            Some(q) => q.forward(&x.contiguous()?)?,
+            None => x.matmul(&self.wt)?,
+        };
         let y = match &self.b {
             Some(b) => y.broadcast_add(b)?,
             None => y,

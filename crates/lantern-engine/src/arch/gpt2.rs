@@ -112,10 +112,10 @@ fn load(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
         let ln1 = l.norm(&ln_1, cfg, d)?;
         let (w_qkv, b_qkv) = conv(l, &c_attn, d, 3 * d)?;
         let split = |j: usize| -> Result<Linear> {
-            Ok(Linear {
-                wt: w_qkv.narrow(1, j * d, d)?.contiguous()?,
-                b: Some(b_qkv.narrow(0, j * d, d)?.contiguous()?),
-            })
+            Ok(Linear::new(
+                w_qkv.narrow(1, j * d, d)?.contiguous()?,
+                Some(b_qkv.narrow(0, j * d, d)?.contiguous()?),
+            ))
         };
         let (w_o, b_o) = conv(l, &attn_proj, d, d)?;
         let ln2 = l.norm(&ln_2, cfg, d)?;
@@ -127,10 +127,7 @@ fn load(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
                 q: split(0)?,
                 k: split(1)?,
                 v: split(2)?,
-                o: Linear {
-                    wt: w_o,
-                    b: Some(b_o),
-                },
+                o: Linear::new(w_o, Some(b_o)),
                 q_norm: None,
                 k_norm: None,
             },
@@ -138,23 +135,14 @@ fn load(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
             ln2,
             mlp: MlpWeights {
                 gate: None,
-                up: Linear {
-                    wt: w_in,
-                    b: Some(b_in),
-                },
-                down: Linear {
-                    wt: w_out,
-                    b: Some(b_out),
-                },
+                up: Linear::new(w_in, Some(b_in)),
+                down: Linear::new(w_out, Some(b_out)),
             },
             post_mlp_norm: None,
         });
     }
     let ln_final = l.norm("ln_f", cfg, d)?;
-    let unembed = Linear {
-        wt: embed.t()?.contiguous()?,
-        b: None,
-    };
+    let unembed = Linear::new(embed.t()?.contiguous()?, None);
     Ok(Weights {
         embed,
         pos_embed,

@@ -137,10 +137,7 @@ fn load(cfg: &ModelConfig, l: &mut Loader) -> Result<Weights> {
     }
     let ln_final = l.norm("final_layer_norm", cfg, d)?;
     let unembed = if cfg.tied_embeddings {
-        Linear {
-            wt: embed.t()?.contiguous()?,
-            b: None,
-        }
+        Linear::new(embed.t()?.contiguous()?, None)
     } else {
         l.prefix.clear();
         l.linear("embed_out", v, d, Bias::None)?

@@ -326,10 +326,7 @@ pub(super) fn finish(
                 l.prefix
             )));
         }
-        Linear {
-            wt: embed.t()?.contiguous()?,
-            b: None,
-        }
+        Linear::new(embed.t()?.contiguous()?, None)
     } else {
         l.linear("lm_head", cfg.vocab_size, cfg.d_model, Bias::None)?
     };
