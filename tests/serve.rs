@@ -550,7 +550,10 @@ fn the_openai_scorer_against_the_server_gives_the_local_shapley_values() {
         t.clone(),
         Absent::Remove,
         value(),
-        OpenAiScorer::new(server()).with_model("SmolLM2-135M-Instruct.Q4_1"),
+        // The echo check (on by default in `lantern shapley --server`) passes on Lantern's server.
+        OpenAiScorer::new(server())
+            .with_model("SmolLM2-135M-Instruct.Q4_1")
+            .with_echo_check(true),
     )
     .unwrap();
     let r = exact(&mut remote, &ExactOptions::default(), None).unwrap();

@@ -54,6 +54,11 @@ pub struct ShapleyArgs {
     /// Model name sent to the server.
     #[arg(long)]
     pub server_model: Option<String>,
+    /// Skip the check that the server's echoed prompt log-probabilities are the model's (one
+    /// probe request before scoring; llama-cpp-python 0.3.36's server fails it, and Shapley values
+    /// scored on its echoed log-probabilities would be wrong).
+    #[arg(long)]
+    pub no_echo_check: bool,
     /// Coalitions handed to the model per call (a sharded run's block of work).
     #[arg(long, default_value_t = p2::COALITIONS_PER_CALL, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub coalitions_per_call: usize,
@@ -96,7 +101,7 @@ pub fn shapley(a: ShapleyArgs) -> Result<()> {
     let start = std::time::Instant::now();
     let result = match &a.server {
         Some(url) => {
-            let mut scorer = OpenAiScorer::new(url.clone());
+            let mut scorer = OpenAiScorer::new(url.clone()).with_echo_check(!a.no_echo_check);
             if let Some(m) = &a.server_model {
                 scorer = scorer.with_model(m.clone());
             }
