@@ -241,16 +241,7 @@ pub fn atp_sweep(
     if qk {
         clean_capture.extend(layers.iter().flat_map(|&l| qk_points(l)));
     }
-    let mut clean_hooks = Hooks::new().capture_all(clean_capture);
-    let clean_logits = model
-        .run(
-            clean,
-            &mut clean_hooks,
-            RunOptions::default().logits(Logits::Last),
-        )?
-        .last_logits()?;
-    finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
-    let m_clean = patching::raw_metric(&metric, &clean_logits)?[0];
+    let (m_clean, clean_hooks) = patching::clean_run(model, clean, &metric, clean_capture)?;
 
     // The corrupted run, forward and backward. With the QK fix the gradient is taken at the
     // pattern of each layer (not at q/k) and the run's q/k/scores are captured.

@@ -282,10 +282,6 @@ pub(crate) fn cells(
 }
 
 /// The raw metric (before normalisation) of each row of last-position logits `[B, V]`.
-pub(crate) fn raw_metric(metric: &Metric, logits: &Tensor) -> Result<Vec<f64>> {
-    metric.raw(logits)
-}
-
 /// Options of a sweep.
 pub struct SweepOptions<'a> {
     /// Patched runs per forward batch (default 32).
@@ -323,6 +319,26 @@ pub(crate) fn check_pair(
     metric.check(model.config().vocab_size)
 }
 
+/// The clean run: its metric and its activations at `points`. A NaN in a baseline would make
+/// every patch's score NaN, so it is named at its source instead.
+pub(crate) fn clean_run(
+    model: &Model,
+    clean: &Batch,
+    metric: &Metric,
+    points: impl IntoIterator<Item = HookPoint>,
+) -> Result<(f64, Hooks)> {
+    let mut hooks = Hooks::new().capture_all(points);
+    let logits = model
+        .run(
+            clean,
+            &mut hooks,
+            RunOptions::default().logits(Logits::Last),
+        )?
+        .last_logits()?;
+    finite::ensure_finite(model, clean, &Hooks::new(), &logits)?;
+    Ok((metric.raw(&logits)?[0], hooks))
+}
+
 /// Clean and corrupted metrics, the clean activations at the target and the corrupted run's
 /// residual stream (`resid_pre`) of each of `layers`.
 fn baselines(
@@ -333,18 +349,12 @@ fn baselines(
     metric: &Metric,
     layers: &[usize],
 ) -> Result<(f64, f64, Hooks, Hooks)> {
-    let mut clean_hooks =
-        Hooks::new().capture_all(layers.iter().map(|&l| HookPoint::block(l, target.kind())));
-    // A NaN in either baseline would make every patch's score NaN: name its source instead.
-    let clean_logits = model
-        .run(
-            clean,
-            &mut clean_hooks,
-            RunOptions::default().logits(Logits::Last),
-        )?
-        .last_logits()?;
-    finite::ensure_finite(model, clean, &Hooks::new(), &clean_logits)?;
-    let m_clean = metric.raw(&clean_logits)?[0];
+    let (m_clean, clean_hooks) = clean_run(
+        model,
+        clean,
+        metric,
+        layers.iter().map(|&l| HookPoint::block(l, target.kind())),
+    )?;
     let mut corrupted_hooks =
         Hooks::new().capture_all(layers.iter().map(|&l| HookPoint::resid_pre(l)));
     let corrupted_logits = model
